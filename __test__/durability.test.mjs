@@ -1,0 +1,120 @@
+// Files, write coalescing, the output gate and durability (reference §2.3, §2.4).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { DurableObject, Registry, runInDurableObject } from "../index.js";
+import { inObject, Plain, tempDir } from "./helpers/objects.mjs";
+
+const fixture = (name) => path.join(import.meta.dirname, "fixtures", name);
+
+test("files follow workerd's layout and appear only on the first write", async () => {
+  const dataDir = tempDir();
+  const registry = new Registry({ dataDir });
+  const ns = registry.namespace(Plain, { uniqueKey: "app-Plain" });
+  const stub = ns.getByName("x");
+  const file = path.join(dataDir, "app-Plain", `${stub.id}.sqlite`);
+  await runInDurableObject(stub, async (_, ctx) => {
+    assert.equal(await ctx.storage.get("k"), undefined);
+    assert.deepEqual([...(await ctx.storage.list())], []);
+    assert.equal(ctx.storage.kv.get("k"), undefined);
+  });
+  assert.equal(fs.existsSync(file), false, "a read created the file");
+  await runInDurableObject(stub, (_, ctx) => ctx.storage.put("k", 1));
+  assert.equal(fs.existsSync(file), true);
+  await registry.close();
+  const again = new Registry({ dataDir });
+  const value = await runInDurableObject(again.namespace(Plain, { uniqueKey: "app-Plain" }).getByName("x"), (_, ctx) =>
+    ctx.storage.get("k"),
+  );
+  assert.equal(value, 1);
+  await again.close();
+});
+
+test("a namespace key that would leave dataDir is refused", () => {
+  const registry = new Registry({ dataDir: tempDir() });
+  for (const uniqueKey of ["..", "../up", "a/b", "a\\b", "", "x\0y"]) {
+    assert.throws(() => registry.namespace(Plain, { uniqueKey }), { name: "TypeError" }, JSON.stringify(uniqueKey));
+  }
+});
+
+test("writes of one turn commit together; a later turn sees them", async () => {
+  await inObject(async (storage) => {
+    for (let i = 0; i < 10_000; i++) await storage.put(`k${i}`, i);
+    assert.equal((await storage.list()).size, 10_000);
+  });
+});
+
+test("touching 5,000 objects works under a file-descriptor limit of 256", { timeout: 300_000 }, () => {
+  const dataDir = tempDir();
+  const script = fixture("many-objects.mjs");
+  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, script, dataDir, "5000"], {
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  const report = JSON.parse(r.stdout.trim().split("\n").at(-1));
+  assert.equal(report.objects, 5000);
+  assert.equal(report.readBack, 5000);
+  assert.ok(report.openFiles <= report.fdLimit, JSON.stringify(report));
+  assert.equal(fs.readdirSync(path.join(dataDir, "Counter")).filter((f) => f.endsWith(".sqlite")).length, 5000);
+});
+
+for (const durability of ["full", "relaxed"]) {
+  test(`SIGKILL at random moments loses no acknowledged write and splits no turn (${durability})`, { timeout: 300_000 }, async () => {
+    const dataDir = tempDir();
+    let next = 0;
+    const acked = new Map([["a", new Set()], ["b", new Set()]]);
+    for (let round = 0; round < 6; round++) {
+      const child = spawn(process.execPath, [fixture("crash-writer.mjs"), dataDir, durability, String(next)], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let buffered = "";
+      let count = 0;
+      child.stdout.on("data", (d) => {
+        buffered += d;
+        let nl;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const [, name, n] = buffered.slice(0, nl).split(" ");
+          buffered = buffered.slice(nl + 1);
+          acked.get(name).add(Number(n));
+          count++;
+        }
+      });
+      // Let it get going, then kill it at a random moment of its work.
+      await new Promise((resolve) => {
+        const waitForAcks = setInterval(() => {
+          if (count >= 20) {
+            clearInterval(waitForAcks);
+            setTimeout(resolve, Math.random() * 150);
+          }
+        }, 5);
+      });
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.on("exit", resolve));
+      next += 1_000_000;
+    }
+    const registry = new Registry({ dataDir });
+    class Writer extends DurableObject {}
+    for (const [name, ns] of acked) {
+      const stub = await registry.get(name, Writer);
+      await runInDurableObject(stub, async (_, ctx) => {
+        const s = ctx.storage;
+        for (const n of ns) {
+          assert.equal(await s.get(`turn:${n}`), n, `acknowledged turn ${n} of ${name} lost`);
+        }
+        // Every turn on disk is whole: all four writes or none.
+        const turns = await s.list({ prefix: "turn:" });
+        const rows = new Set(s.sql.exec("SELECT n FROM turns").toArray().map((r) => r.n));
+        assert.ok(turns.size >= ns.size);
+        for (const [, n] of turns) {
+          assert.equal(await s.get(`mirror:${n}`), -n, `turn ${n} half applied (mirror)`);
+          assert.equal(s.kv.get(`sync:${n}`), n, `turn ${n} half applied (sync kv)`);
+          assert.ok(rows.has(n), `turn ${n} half applied (sql)`);
+        }
+        assert.equal(rows.size, turns.size);
+      });
+    }
+    await registry.close();
+  });
+}

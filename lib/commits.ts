@@ -1,0 +1,185 @@
+// Write coalescing and the output gate for one object's storage.
+//
+// Every write of an event-loop turn joins one SQLite transaction (opened lazily by the
+// engine). We commit it once the turn is over — in a setImmediate callback, after the
+// microtask queue has drained, as workerd commits after a kj::yield — so awaiting an
+// already-resolved storage promise does not split the batch, and a crash either keeps a
+// whole turn or none of it.
+//
+// Outputs (responses, RPC results, ...) wait in `whenDurable()` for every write issued
+// before them. With durability "full" that means the commit has also been fsynced, which
+// runs on the libuv thread pool; commits that pile up during a sync share the next one.
+import { native } from "./native.js";
+
+const COMMITTED_DURABLE = 1;
+const COMMITTED_NEEDS_SYNC = 2;
+
+interface Waiter {
+  commit: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export class Commits {
+  /** Writes were issued this turn and are not committed yet. */
+  private dirty = false;
+  /** Commits made so far, and how many of them are durable. */
+  private committed = 0;
+  private durable = 0;
+  private syncing = false;
+  private waiters: Waiter[] = [];
+  /** Open async transactions; the turn's commit waits for them to close. */
+  private openTransactions = 0;
+  /** Set when a commit or sync failed: the object must be reset. */
+  broken: unknown = undefined;
+
+  constructor(
+    readonly handle: number,
+    private readonly onFailure: (error: unknown) => void,
+  ) {}
+
+  /** Records that the current turn wrote (or may have written); schedules its commit. */
+  wrote(): void {
+    if (!this.dirty) {
+      this.dirty = true;
+      scheduleCommit(this);
+    }
+  }
+
+  /**
+   * Resolves once every write issued so far is committed and durable. Returns undefined
+   * when that already holds, so callers can skip an await on the fast path.
+   */
+  whenDurable(): Promise<void> | undefined {
+    if (this.broken !== undefined) return Promise.reject(this.broken);
+    const target = this.dirty ? this.committed + 1 : this.committed;
+    if (this.durable >= target) return undefined;
+    return new Promise((resolve, reject) => this.waiters.push({ commit: target, resolve, reject }));
+  }
+
+  transactionOpened(): void {
+    this.openTransactions++;
+  }
+
+  transactionClosed(): void {
+    this.openTransactions--;
+    if (this.openTransactions === 0 && this.dirty) scheduleCommit(this);
+  }
+
+  /** Commits the turn's transaction now. Called by the scheduler and on close. */
+  commit(): void {
+    if (!this.dirty || this.openTransactions > 0 || this.broken !== undefined) return;
+    this.dirty = false;
+    let outcome: number;
+    try {
+      outcome = native.commit(this.handle);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    this.committed++;
+    if (outcome === 0) {
+      // Nothing was written after all (e.g. only reads through sql.exec): this "commit" is
+      // as durable as the ones before it.
+      if (!this.syncing) this.durable = this.committed;
+      this.release();
+      return;
+    }
+    if (outcome === COMMITTED_DURABLE) {
+      this.durable = this.committed;
+      this.release();
+    } else if (outcome === COMMITTED_NEEDS_SYNC) {
+      this.sync();
+    }
+  }
+
+  private sync(): void {
+    if (this.syncing) return; // the running sync's completion starts the next one
+    this.syncing = true;
+    const target = this.committed;
+    native.syncObject(this.handle).then(
+      () => {
+        this.syncing = false;
+        this.durable = Math.max(this.durable, target);
+        this.release();
+        if (this.durable < this.committed) this.sync();
+      },
+      (e) => {
+        this.syncing = false;
+        this.fail(e);
+      },
+    );
+  }
+
+  private release(): void {
+    if (this.waiters.length === 0) return;
+    const ready = this.durable;
+    const keep: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.commit <= ready) w.resolve();
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  /**
+   * Drops the turn's uncommitted writes (the object is being reset). Outputs that waited
+   * for them fail with `reason`; outputs covered by earlier commits still go out.
+   */
+  discard(reason: unknown): void {
+    if (this.dirty) {
+      native.rollback(this.handle);
+      this.dirty = false;
+    }
+    this.openTransactions = 0;
+    const keep: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.commit > this.committed) w.reject(reason);
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  private fail(error: unknown): void {
+    this.broken = error;
+    native.rollback(this.handle);
+    this.dirty = false;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(error);
+    this.onFailure(error);
+  }
+
+  /** After a reset: a new instance starts with a working gate. */
+  repair(): void {
+    this.broken = undefined;
+  }
+
+  get pending(): boolean {
+    return this.dirty || this.syncing || this.waiters.length > 0;
+  }
+}
+
+// One setImmediate commits every object that wrote during the turn.
+let scheduled: Commits[] = [];
+let immediate = false;
+
+function scheduleCommit(c: Commits): void {
+  scheduled.push(c);
+  if (!immediate) {
+    immediate = true;
+    setImmediate(commitScheduled);
+  }
+}
+
+function commitScheduled(): void {
+  immediate = false;
+  const batch = scheduled;
+  scheduled = [];
+  for (const c of batch) c.commit();
+}
+
+/** Commits everything scheduled right now (used before close and at process exit). */
+export function commitPending(): void {
+  if (scheduled.length > 0) commitScheduled();
+}

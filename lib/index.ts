@@ -1,0 +1,11 @@
+// The public API of @redwoodjs/open-do.
+export { OpenDO, DurableObject } from "./durable-object.js";
+export { Registry, type RegistryOptions, type NamespaceOptions } from "./registry.js";
+export { DurableObjectNamespace, DurableObjectId } from "./namespace.js";
+export { DurableObjectStub } from "./stub.js";
+export { DurableObjectState } from "./state.js";
+export { DurableObjectStorage, type GetOptions, type PutOptions, type ListOptions } from "./storage.js";
+export { DurableObjectTransaction } from "./transaction.js";
+export { SqlStorage, SqlStorageCursor, type SqlStorageValue } from "./sql.js";
+export { SyncKvStorage } from "./sync-kv.js";
+export { runInDurableObject } from "./testing.js";

@@ -1,0 +1,70 @@
+// The Rust addon (src/binding) and the buffers results come back in.
+//
+// Storage calls are synchronous and return results by writing into `out`, a buffer we
+// own and reuse, instead of allocating a Buffer per call (see src/binding/output.rs). A
+// length larger than the buffer means the result did not fit; `takeOverflow()` hands it
+// over. Everything here runs on the JS thread, so one shared buffer is safe as long as a
+// result is decoded before the next native call.
+import { createRequire } from "node:module";
+
+export interface NativeBinding {
+  storageOpen(dataDir: string, uniqueKey: string, idHex: string, durability: string): number;
+  storageClose(handle: number): void;
+  checkNamespaceKey(uniqueKey: string): void;
+  storageOpenFiles(): number;
+  kvGet(handle: number, key: string, out: Uint8Array): number;
+  kvPut(handle: number, key: string, value: Uint8Array): void;
+  kvDelete(handle: number, key: string): boolean;
+  kvGetMany(handle: number, keys: string[], out: Uint8Array): number;
+  kvList(
+    handle: number,
+    start: string | undefined | null,
+    startAfter: string | undefined | null,
+    end: string | undefined | null,
+    prefix: string | undefined | null,
+    reverse: boolean,
+    limit: number | undefined | null,
+    out: Uint8Array,
+  ): number;
+  deleteAll(handle: number): void;
+  sqlPrepare(handle: number, query: string): number;
+  sqlForget(handle: number, stmtId: number): void;
+  sqlColumns(handle: number, stmtId: number): string[];
+  sqlExec(handle: number, stmtId: number, params: Uint8Array, out: Uint8Array): number;
+  sqlExecText(handle: number, query: string, params: Uint8Array, out: Uint8Array): number;
+  sqlNext(handle: number, cursor: number, out: Uint8Array): number;
+  sqlCloseCursor(handle: number, cursor: number): void;
+  databaseSize(handle: number): number;
+  savepointBegin(handle: number): number;
+  savepointEnd(handle: number, commit: boolean): void;
+  commit(handle: number): number;
+  rollback(handle: number): void;
+  syncObject(handle: number): Promise<void>;
+  takeOverflow(): Uint8Array;
+  idFromName(uniqueKey: string, name: string): string;
+  newUniqueId(uniqueKey: string): string;
+  parseId(uniqueKey: string, text: string): string;
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeBinding = require("../binding.cjs");
+
+/** The shared result buffer. Grows (never shrinks below 64 KiB) when results overflow. */
+export let out = new Uint8Array(64 * 1024);
+export let outView = new DataView(out.buffer);
+
+/**
+ * The bytes of a result of `length` bytes: a view of `out` when it fit, else the
+ * overflow (and `out` grows so the next result of this size fits).
+ */
+export function result(length: number): Uint8Array {
+  if (length <= out.length) return out;
+  const bytes = native.takeOverflow();
+  if (length <= 16 * 1024 * 1024) {
+    let size = out.length;
+    while (size < length) size *= 2;
+    out = new Uint8Array(size);
+    outView = new DataView(out.buffer);
+  }
+  return bytes;
+}

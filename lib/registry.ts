@@ -1,0 +1,115 @@
+// The Registry: where objects live in this process. It owns the data folder, the
+// namespaces (one per class, keyed by uniqueKey) and the live objects.
+import { commitPending } from "./commits.js";
+import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
+import { native } from "./native.js";
+import { ObjectRuntime, type ObjectClass } from "./object-runtime.js";
+import type { DurableObjectStub } from "./stub.js";
+
+export interface RegistryOptions {
+  /** Folder for the objects' SQLite files (workerd's layout), or ":memory:". Default ".open-do". */
+  dataDir?: string;
+  /** The `env` every object's constructor receives. */
+  env?: unknown;
+  /**
+   * "full" (default, as workerd): a write is fsynced before anything that depends on it is
+   * released. "relaxed": a write survives a killed process but not a power cut.
+   */
+  durability?: "full" | "relaxed";
+}
+
+export interface NamespaceOptions {
+  /** Names the namespace's folder and keys its ids. Default: the class name. */
+  uniqueKey?: string;
+}
+
+/** How stubs reach live objects. */
+export interface ObjectDirectory {
+  runtime(uniqueKey: string, id: DurableObjectId): ObjectRuntime;
+}
+
+const HEX_ID = /^[0-9a-fA-F]{64}$/;
+
+export class Registry implements ObjectDirectory {
+  readonly dataDir: string;
+  readonly durability: "full" | "relaxed";
+  readonly #env: unknown;
+  readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace }>();
+  readonly #runtimes = new Map<string, ObjectRuntime>();
+  #closed = false;
+
+  constructor(options: RegistryOptions = {}) {
+    this.dataDir = options.dataDir ?? ".open-do";
+    this.durability = options.durability ?? "full";
+    if (this.durability !== "full" && this.durability !== "relaxed") {
+      throw new TypeError(`durability must be "full" or "relaxed", not ${JSON.stringify(this.durability)}`);
+    }
+    this.#env = options.env ?? {};
+  }
+
+  /** The namespace of `Class`: idFromName, idFromString, newUniqueId, get, getByName. */
+  namespace<T extends object>(Class: new (...args: any[]) => T, options: NamespaceOptions = {}): DurableObjectNamespace<T> {
+    if (typeof Class !== "function") throw new TypeError("namespace() expects a Durable Object class.");
+    const uniqueKey = options.uniqueKey ?? Class.name;
+    if (!uniqueKey) throw new TypeError("This class has no name; pass { uniqueKey } to name its namespace.");
+    const existing = this.#namespaces.get(uniqueKey);
+    if (existing !== undefined) {
+      if (existing.Class !== Class) {
+        throw new Error(`The namespace "${uniqueKey}" already belongs to another class; pass a distinct { uniqueKey }.`);
+      }
+      return existing.namespace as DurableObjectNamespace<T>;
+    }
+    // The key names a folder: refuse one that would leave dataDir now, not at the first write.
+    native.checkNamespaceKey(uniqueKey);
+    const namespace = new DurableObjectNamespace<T>(uniqueKey, this);
+    this.#namespaces.set(uniqueKey, { Class: Class as unknown as ObjectClass, namespace });
+    return namespace;
+  }
+
+  /**
+   * A stub for the object named `nameOrId` (or with that id: a DurableObjectId, or the
+   * 64-hex-digit string of one) of `Class`.
+   */
+  async get<T extends object>(nameOrId: string | DurableObjectId, Class: new (...args: any[]) => T): Promise<DurableObjectStub<T>> {
+    this.#checkOpen();
+    const namespace = this.namespace(Class);
+    if (nameOrId instanceof DurableObjectId) return namespace.get(nameOrId);
+    const text = String(nameOrId);
+    if (HEX_ID.test(text)) {
+      try {
+        return namespace.get(namespace.idFromString(text));
+      } catch {
+        // Not an id of this namespace: it is a name.
+      }
+    }
+    return namespace.getByName(text);
+  }
+
+  /** @internal */
+  runtime(uniqueKey: string, id: DurableObjectId): ObjectRuntime {
+    this.#checkOpen();
+    const key = `${uniqueKey}/${id}`;
+    let runtime = this.#runtimes.get(key);
+    if (runtime === undefined) {
+      const entry = this.#namespaces.get(uniqueKey);
+      if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
+      const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
+      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env);
+      this.#runtimes.set(key, runtime);
+    }
+    return runtime;
+  }
+
+  /** Lets in-flight work finish, commits every write, and closes every file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    commitPending();
+    await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
+    this.#runtimes.clear();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error("This Registry is closed.");
+  }
+}

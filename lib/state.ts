@@ -1,0 +1,38 @@
+// `ctx`: the DurableObjectState handed to an object's constructor.
+import type { DurableObjectId } from "./namespace.js";
+import type { DurableObjectStorage } from "./storage.js";
+
+/** What the runtime behind a state provides (see object-runtime.ts). */
+export interface StateHost {
+  readonly storage: DurableObjectStorage;
+  waitUntil(promise: Promise<unknown>): void;
+  blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
+}
+
+export class DurableObjectState {
+  readonly #host: StateHost;
+  readonly id: DurableObjectId;
+
+  /** @internal */
+  constructor(id: DurableObjectId, host: StateHost) {
+    this.id = id;
+    this.#host = host;
+  }
+
+  get storage(): DurableObjectStorage {
+    return this.#host.storage;
+  }
+
+  /** Keeps the object alive until `promise` settles; does not delay the response. */
+  waitUntil(promise: Promise<unknown>): void {
+    this.#host.waitUntil(promise);
+  }
+
+  /**
+   * Runs `callback` while no other event is delivered to the object. If it throws, the
+   * object is reset.
+   */
+  blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T> {
+    return this.#host.blockConcurrencyWhile(callback);
+  }
+}

@@ -1,0 +1,171 @@
+// `ctx.storage`: Cloudflare's DurableObjectStorage on an object's SQLite database.
+//
+// The async KV methods do their work synchronously and return settled promises, exactly
+// like workerd's SQLite backend: awaiting them does not yield to other events and does
+// not end the turn's write batch. Errors come back as rejected promises.
+import type { Commits } from "./commits.js";
+import { keyString, listEntries, readEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
+import { native, out, result } from "./native.js";
+import { SqlStorage } from "./sql.js";
+import { SyncKvStorage } from "./sync-kv.js";
+import { DurableObjectTransaction, TransactionScope } from "./transaction.js";
+
+export type { ListOptions };
+export interface GetOptions {
+  allowConcurrency?: boolean;
+  noCache?: boolean;
+}
+export interface PutOptions {
+  allowConcurrency?: boolean;
+  allowUnconfirmed?: boolean;
+  noCache?: boolean;
+}
+
+/** Cloudflare documents (and its KV backend enforces) at most 128 keys per call. */
+const MAX_KEYS = 128;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+function tooManyKeys(n: number): void {
+  if (n > MAX_KEYS) throw new RangeError("Maximum number of keys is 128.");
+}
+
+function isOptions(v: unknown): boolean {
+  return v === undefined || v === null || (typeof v === "object" && !Array.isArray(v));
+}
+
+/** Runs `f` and turns a throw into a rejected promise, as workerd's promise-returning methods do. */
+function promised<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+export class DurableObjectStorage {
+  readonly #handle: number;
+  readonly #commits: Commits;
+  readonly #transactions: TransactionScope;
+  #sql: SqlStorage | undefined;
+  #kv: SyncKvStorage | undefined;
+
+  /** @internal */
+  constructor(handle: number, commits: Commits) {
+    this.#handle = handle;
+    this.#commits = commits;
+    this.#transactions = new TransactionScope(handle, commits);
+  }
+
+  // `T = any` (Cloudflare's types say `unknown`) so the usual `(await get(k)) || 0` compiles.
+  get<T = any>(key: string, options?: GetOptions): Promise<T | undefined>;
+  get<T = any>(keys: string[], options?: GetOptions): Promise<Map<string, T>>;
+  get(keys: string | string[], _options?: GetOptions): Promise<unknown> {
+    if (!Array.isArray(keys)) {
+      try {
+        return Promise.resolve(readValue(this.#handle, keyString(keys)));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return promised(() => this.#getMany(keys));
+  }
+
+  #getMany(keys: unknown[]): Map<string, unknown> {
+    tooManyKeys(keys.length);
+    const length = native.kvGetMany(this.#handle, keys.map(keyString), out);
+    return readEntries(result(length), length);
+  }
+
+  put<T>(key: string, value: T, options?: PutOptions): Promise<void>;
+  put<T>(entries: Record<string, T>, options?: PutOptions): Promise<void>;
+  put(keyOrEntries: unknown, valueOrOptions?: unknown, _options?: PutOptions): Promise<void> {
+    if (typeof keyOrEntries === "string") {
+      if (valueOrOptions === undefined) return Promise.reject(new TypeError("put() called with undefined value."));
+      try {
+        this.#commits.wrote();
+        writeValue(this.#handle, keyOrEntries, valueOrOptions);
+        return RESOLVED;
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return promised(() => this.#putEntries(keyOrEntries, valueOrOptions));
+  }
+
+  #putEntries(entries: unknown, options: unknown): void {
+    if (entries === null || typeof entries !== "object" || Array.isArray(entries) || !isOptions(options)) {
+      if (entries !== null && typeof entries !== "object") {
+        // put(key, value) with a non-string key: the key is stringified.
+        if (options === undefined) throw new TypeError("put() called with undefined value.");
+        this.#commits.wrote();
+        writeValue(this.#handle, keyString(entries), options);
+        return;
+      }
+      throw new TypeError(
+        "put() may only be called with a single key-value pair and optional options as put(key, value, options) " +
+          "or with multiple key-value pairs and optional options as put(entries, options)",
+      );
+    }
+    const keys = Object.keys(entries);
+    tooManyKeys(keys.length);
+    this.#commits.wrote();
+    // One batch belongs to one transaction: all of it lands or none of it does.
+    this.#transactions.sync(() => {
+      for (const key of keys) {
+        const value = (entries as Record<string, unknown>)[key];
+        if (value !== undefined) writeValue(this.#handle, key, value);
+      }
+    });
+  }
+
+  delete(key: string, options?: PutOptions): Promise<boolean>;
+  delete(keys: string[], options?: PutOptions): Promise<number>;
+  delete(keys: string | string[], _options?: PutOptions): Promise<boolean | number> {
+    return promised(() => {
+      this.#commits.wrote();
+      if (!Array.isArray(keys)) return native.kvDelete(this.#handle, keyString(keys));
+      tooManyKeys(keys.length);
+      const unique = new Set(keys.map(keyString));
+      let count = 0;
+      for (const key of unique) if (native.kvDelete(this.#handle, key)) count++;
+      return count;
+    });
+  }
+
+  list<T = unknown>(options?: ListOptions & GetOptions): Promise<Map<string, T>> {
+    return promised(() => listEntries<T>(this.#handle, options ?? {}));
+  }
+
+  /** Deletes every KV entry and every SQL table, atomically with the rest of the turn. */
+  deleteAll(_options?: PutOptions): Promise<void> {
+    return promised(() => {
+      if (this.#transactions.depth > 0) throw new Error("Cannot call deleteAll() within a transaction");
+      this.#commits.wrote();
+      native.deleteAll(this.#handle);
+    });
+  }
+
+  /** Runs `closure` in a transaction: rolled back if it throws or calls txn.rollback(). */
+  transaction<T>(closure: (txn: DurableObjectTransaction) => Promise<T>): Promise<T> {
+    return this.#transactions.run(this, closure);
+  }
+
+  /** Runs a synchronous `closure` in a (nestable) savepoint; rolled back if it throws. */
+  transactionSync<T>(closure: () => T): T {
+    this.#commits.wrote();
+    return this.#transactions.sync(closure);
+  }
+
+  /** Resolves once every write issued before the call is durable. */
+  sync(): Promise<void> {
+    return this.#commits.whenDurable() ?? RESOLVED;
+  }
+
+  get sql(): SqlStorage {
+    return (this.#sql ??= new SqlStorage(this.#handle, this.#commits));
+  }
+
+  get kv(): SyncKvStorage {
+    return (this.#kv ??= new SyncKvStorage(this.#handle, this.#commits));
+  }
+}

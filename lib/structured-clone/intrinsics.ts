@@ -1,0 +1,107 @@
+// Built-in getters and tables shared by the encoder and the decoder.
+//
+// The encoder reads internal state through the original built-in getters,
+// captured once here, rather than through `value.buffer` or `value.source`:
+// those can be shadowed by a subclass or an own property, while V8 reads the
+// internal slots directly. The getters also work as brand checks.
+
+type Getter<T> = (this: unknown) => T;
+
+function getter<T>(proto: object, key: PropertyKey): Getter<T> {
+  const desc = Object.getOwnPropertyDescriptor(proto, key);
+  if (desc === undefined || desc.get === undefined) {
+    throw new Error(`structured-clone: missing built-in getter ${String(key)}`);
+  }
+  return desc.get as Getter<T>;
+}
+
+/** Returns this built-in getter if the runtime has it (e.g. `ArrayBuffer#detached`). */
+function optionalGetter<T>(proto: object, key: PropertyKey): Getter<T> | undefined {
+  const desc = Object.getOwnPropertyDescriptor(proto, key);
+  return desc?.get as Getter<T> | undefined;
+}
+
+const TypedArrayPrototype: object = Object.getPrototypeOf(Uint8Array.prototype);
+
+/** %TypedArray%.prototype[@@toStringTag]: the element type's name, or undefined for any non-typed-array. */
+export const typedArrayName = getter<string | undefined>(TypedArrayPrototype, Symbol.toStringTag);
+export const typedArrayBuffer = getter<ArrayBuffer>(TypedArrayPrototype, "buffer");
+export const typedArrayByteOffset = getter<number>(TypedArrayPrototype, "byteOffset");
+export const typedArrayByteLength = getter<number>(TypedArrayPrototype, "byteLength");
+export const dataViewBuffer = getter<ArrayBuffer>(DataView.prototype, "buffer");
+export const dataViewByteOffset = getter<number>(DataView.prototype, "byteOffset");
+export const dataViewByteLength = getter<number>(DataView.prototype, "byteLength");
+export const arrayBufferByteLength = getter<number>(ArrayBuffer.prototype, "byteLength");
+export const arrayBufferResizable = optionalGetter<boolean>(ArrayBuffer.prototype, "resizable");
+export const arrayBufferMaxByteLength = optionalGetter<number>(ArrayBuffer.prototype, "maxByteLength");
+export const arrayBufferDetached = optionalGetter<boolean>(ArrayBuffer.prototype, "detached");
+
+export const regExpSource = getter<string>(RegExp.prototype, "source");
+
+/**
+ * V8's JSRegExp::Flags bit layout (src/regexp/regexp-flags.h), as written
+ * after kRegExp. Bit 6 is V8's experimental 'l' (linear) flag, which no
+ * standard flags string produces and which the decoder rejects like V8 does
+ * without --enable-experimental-regexp-engine.
+ */
+export const REGEXP_FLAGS: ReadonlyArray<readonly [bit: number, flag: string, getter: Getter<boolean> | undefined]> = [
+  [1 << 0, "g", optionalGetter(RegExp.prototype, "global")],
+  [1 << 1, "i", optionalGetter(RegExp.prototype, "ignoreCase")],
+  [1 << 2, "m", optionalGetter(RegExp.prototype, "multiline")],
+  [1 << 3, "y", optionalGetter(RegExp.prototype, "sticky")],
+  [1 << 4, "u", optionalGetter(RegExp.prototype, "unicode")],
+  [1 << 5, "s", optionalGetter(RegExp.prototype, "dotAll")],
+  [1 << 7, "d", optionalGetter(RegExp.prototype, "hasIndices")],
+  [1 << 8, "v", optionalGetter(RegExp.prototype, "unicodeSets")],
+];
+export const REGEXP_KNOWN_FLAG_BITS = 0x1bf; // every bit above except 'l' (1 << 6)
+
+/**
+ * ArrayBufferViewTag subtags written after kArrayBufferView ('V'), keyed by
+ * the typed array's @@toStringTag. Float16Array ('h') exists only where the
+ * runtime has it (Node 24+, Bun).
+ */
+export const VIEW_SUBTAG: Readonly<Record<string, number>> = {
+  Int8Array: 0x62, // 'b'
+  Uint8Array: 0x42, // 'B'
+  Uint8ClampedArray: 0x43, // 'C'
+  Int16Array: 0x77, // 'w'
+  Uint16Array: 0x57, // 'W'
+  Int32Array: 0x64, // 'd'
+  Uint32Array: 0x44, // 'D'
+  Float16Array: 0x68, // 'h'
+  Float32Array: 0x66, // 'f'
+  Float64Array: 0x46, // 'F'
+  BigInt64Array: 0x71, // 'q'
+  BigUint64Array: 0x51, // 'Q'
+};
+export const DATA_VIEW_SUBTAG = 0x3f; // '?' kDataView
+
+type ViewCtor = new (buffer: ArrayBuffer, byteOffset?: number, length?: number) => ArrayBufferView;
+
+/** Maps a view subtag back to its constructor (undefined if unknown or unsupported here). */
+export function viewConstructor(subtag: number): ViewCtor | undefined {
+  switch (subtag) {
+    case 0x62: return Int8Array;
+    case 0x42: return Uint8Array;
+    case 0x43: return Uint8ClampedArray;
+    case 0x77: return Int16Array;
+    case 0x57: return Uint16Array;
+    case 0x64: return Int32Array;
+    case 0x44: return Uint32Array;
+    case 0x68: return (globalThis as { Float16Array?: ViewCtor }).Float16Array;
+    case 0x66: return Float32Array;
+    case 0x46: return Float64Array;
+    case 0x71: return BigInt64Array;
+    case 0x51: return BigUint64Array;
+    case 0x3f: return DataView;
+    default: return undefined;
+  }
+}
+
+/** JSArrayBufferView flags, serialized bit by bit since version 14. */
+export const VIEW_FLAG_LENGTH_TRACKING = 1;
+export const VIEW_FLAG_BACKED_BY_RAB = 2;
+
+/** True when the host stores multi-byte numbers little-endian (x64, arm64). */
+export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -1,0 +1,86 @@
+// `ctx.storage.kv`: the synchronous KV API of SQLite-backed objects. It shares `_cf_KV`
+// and the value format with the async API.
+import type { Commits } from "./commits.js";
+import { keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
+import { native } from "./native.js";
+
+/** kv.list() reads lazily, this many entries at a time. */
+const LIST_PAGE = 128;
+
+export class SyncKvStorage {
+  readonly #handle: number;
+  readonly #commits: Commits;
+  #listGeneration = 0;
+
+  /** @internal */
+  constructor(handle: number, commits: Commits) {
+    this.#handle = handle;
+    this.#commits = commits;
+  }
+
+  get<T = unknown>(key: string): T | undefined {
+    return readValue(this.#handle, keyString(key)) as T | undefined;
+  }
+
+  put<T>(key: string, value: T): void {
+    const k = keyString(key);
+    this.#commits.wrote();
+    writeValue(this.#handle, k, value);
+  }
+
+  delete(key: string): boolean {
+    const k = keyString(key);
+    this.#commits.wrote();
+    return native.kvDelete(this.#handle, k);
+  }
+
+  /**
+   * A lazy iterator over [key, value] in key order (reverse with `reverse`). Only one can
+   * be live: starting another invalidates the previous one, as in Cloudflare.
+   */
+  list<T = unknown>(options: ListOptions = {}): IterableIterator<[string, T]> {
+    const generation = ++this.#listGeneration;
+    const handle = this.#handle;
+    const limit = options.limit;
+    // Validate the options now (errors are thrown by list(), not by the first next()).
+    let page = listEntries<T>(handle, { ...options, limit: Math.min(limit ?? LIST_PAGE, LIST_PAGE) });
+    let pageIter = page.entries();
+    let returned = 0;
+    let lastKey: string | undefined;
+    let exhausted = page.size < Math.min(limit ?? LIST_PAGE, LIST_PAGE);
+    const self = this;
+    return {
+      next(): IteratorResult<[string, T]> {
+        if (generation !== self.#listGeneration) {
+          throw new Error(
+            "kv.list() iterator was invalidated because a new call to kv.list() was started. " +
+              "Only one kv.list() iterator can exist at a time.",
+          );
+        }
+        if (limit !== undefined && returned >= limit) return { done: true, value: undefined };
+        let step = pageIter.next();
+        if (step.done && !exhausted) {
+          const want = Math.min(limit === undefined ? LIST_PAGE : limit - returned, LIST_PAGE);
+          const rest: ListOptions = { ...options, limit: want };
+          delete rest.start;
+          delete rest.startAfter;
+          if (options.reverse) rest.end = lastKey;
+          else rest.startAfter = lastKey;
+          if (options.reverse && options.start !== undefined) rest.start = options.start;
+          if (options.reverse && options.startAfter !== undefined) rest.startAfter = options.startAfter;
+          page = listEntries<T>(handle, rest);
+          exhausted = page.size < want;
+          pageIter = page.entries();
+          step = pageIter.next();
+        }
+        if (step.done) return { done: true, value: undefined };
+        returned++;
+        lastKey = step.value[0];
+        return step;
+      },
+      [Symbol.iterator]() {
+        return this;
+      },
+    };
+  }
+}

@@ -1,0 +1,132 @@
+// `storage.transaction()` and `storage.transactionSync()`, both savepoints inside the
+// turn's implicit transaction (as in workerd's SQLite backend), so storage and SQL calls
+// made inside the closure belong to them.
+import type { Commits } from "./commits.js";
+import { native } from "./native.js";
+import type { DurableObjectStorage, GetOptions, ListOptions, PutOptions } from "./storage.js";
+
+export class TransactionScope {
+  /** Open savepoints (sync and async). */
+  depth = 0;
+
+  constructor(
+    private readonly handle: number,
+    private readonly commits: Commits,
+  ) {}
+
+  sync<T>(closure: () => T): T {
+    native.savepointBegin(this.handle);
+    this.depth++;
+    let value: T;
+    try {
+      value = closure();
+    } catch (e) {
+      this.depth--;
+      native.savepointEnd(this.handle, false);
+      throw e;
+    }
+    this.depth--;
+    native.savepointEnd(this.handle, true);
+    return value;
+  }
+
+  async run<T>(storage: DurableObjectStorage, closure: (txn: DurableObjectTransaction) => Promise<T>): Promise<T> {
+    this.commits.wrote();
+    // The turn's commit must not cut through an open transaction.
+    this.commits.transactionOpened();
+    native.savepointBegin(this.handle);
+    this.depth++;
+    let open = true;
+    const end = (commit: boolean) => {
+      if (!open) return;
+      open = false;
+      this.depth--;
+      native.savepointEnd(this.handle, commit);
+    };
+    // rollback() undoes the writes at once, as workerd's does.
+    const txn = new DurableObjectTransaction(storage, TXN_TOKEN, () => end(false));
+    try {
+      const value = await closure(txn);
+      end(true);
+      return value;
+    } catch (e) {
+      end(false);
+      throw e;
+    } finally {
+      txn._end();
+      this.commits.transactionClosed();
+    }
+  }
+}
+
+const TXN_TOKEN = Symbol("transaction");
+
+export class DurableObjectTransaction {
+  #storage: DurableObjectStorage | undefined;
+  #rolledBack = false;
+  #undo: () => void;
+
+  /** @internal */
+  constructor(storage: DurableObjectStorage, token?: symbol, undo?: () => void) {
+    if (token !== TXN_TOKEN || undo === undefined) throw new TypeError("Illegal constructor");
+    this.#storage = storage;
+    this.#undo = undo;
+  }
+
+  #use(op: string): DurableObjectStorage {
+    if (this.#rolledBack) throw new Error(`Cannot ${op} on rolled back transaction`);
+    if (this.#storage === undefined) {
+      throw new Error(
+        `Cannot call ${op} on transaction that has already committed: did you move \`txn\` outside of the closure?`,
+      );
+    }
+    return this.#storage;
+  }
+
+  #async<T>(op: string, f: (s: DurableObjectStorage) => Promise<T>): Promise<T> {
+    try {
+      return f(this.#use(op));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  get(key: string, options?: GetOptions): Promise<unknown>;
+  get(keys: string[], options?: GetOptions): Promise<Map<string, unknown>>;
+  get(keys: string | string[], options?: GetOptions): Promise<unknown> {
+    return this.#async("get", (s) => s.get(keys as string, options));
+  }
+
+  put<T>(key: string, value: T, options?: PutOptions): Promise<void>;
+  put<T>(entries: Record<string, T>, options?: PutOptions): Promise<void>;
+  put(keyOrEntries: unknown, valueOrOptions?: unknown, options?: PutOptions): Promise<void> {
+    return this.#async("put", (s) => s.put(keyOrEntries as string, valueOrOptions, options));
+  }
+
+  delete(key: string, options?: PutOptions): Promise<boolean>;
+  delete(keys: string[], options?: PutOptions): Promise<number>;
+  delete(keys: string | string[], options?: PutOptions): Promise<boolean | number> {
+    return this.#async("delete", (s) => s.delete(keys as string, options));
+  }
+
+  list<T = unknown>(options?: ListOptions & GetOptions): Promise<Map<string, T>> {
+    return this.#async("list", (s) => s.list<T>(options));
+  }
+
+  deleteAll(): never {
+    throw new Error("Cannot call deleteAll() within a transaction");
+  }
+
+  /** Undoes the transaction's writes when the closure returns. Idempotent. */
+  rollback(): void {
+    if (this.#rolledBack) return;
+    this.#use("rollback");
+    this.#rolledBack = true;
+    this.#undo();
+  }
+
+  /** @internal */
+  _end(): void {
+    this.#storage = undefined;
+  }
+}

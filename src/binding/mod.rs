@@ -1,0 +1,14 @@
+//! The napi layer: the only code that knows about JavaScript. It converts arguments,
+//! moves bytes through caller-provided buffers and turns engine errors into the JS error
+//! classes Cloudflare throws. No storage logic lives here.
+//!
+//! Hot-path functions are free functions on integer handles (a `#[napi]` class method
+//! costs ~10x more per call), and results are written into a `Uint8Array` the caller
+//! reuses (creating a Buffer per call would cost more than the SQLite work itself).
+
+mod errors;
+mod ids;
+mod output;
+mod storage;
+mod sync_task;
+mod wire;

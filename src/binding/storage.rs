@@ -1,0 +1,309 @@
+//! Storage functions for `lib/native.ts`. Each takes the object's handle first.
+
+use std::cell::RefCell;
+
+use napi::bindgen_prelude::{AsyncTask, Uint8ArraySlice};
+use napi::Env;
+use napi_derive::napi;
+
+use super::errors::{throw, OrThrow};
+use super::output::deliver;
+use super::sync_task::SyncObject;
+use super::wire::{self, put_bytes, RowWriter};
+use crate::engine::storage::{
+    CommitOutcome, CursorState, Durability, KeyRange, ListOptions, Location, ObjectStore, StorageError,
+};
+
+thread_local! {
+    /// Storage is used only from the JavaScript thread that created it.
+    static STORE: RefCell<ObjectStore> = RefCell::new(ObjectStore::default());
+}
+
+fn with_store<T>(f: impl FnOnce(&mut ObjectStore) -> T) -> T {
+    STORE.with_borrow_mut(f)
+}
+
+/// Registers an object's storage and returns its handle. Creates nothing on disk.
+#[napi]
+pub fn storage_open(env: Env, data_dir: String, unique_key: String, id_hex: String, durability: String) -> napi::Result<u32> {
+    let Some(durability) = Durability::parse(&durability) else {
+        return throw(&env, StorageError::type_error(format!("durability must be \"full\" or \"relaxed\", not {durability:?}")));
+    };
+    with_store(|s| s.add(&Location::parse(&data_dir), &unique_key, &id_hex, durability)).or_throw(&env)
+}
+
+/// Throws unless `unique_key` can name a namespace's folder under dataDir.
+#[napi]
+pub fn check_namespace_key(env: Env, unique_key: String) -> napi::Result<()> {
+    crate::engine::storage::location::check_unique_key(&unique_key).or_throw(&env)
+}
+
+/// Forgets an object's storage (commit first). Its data stays on disk.
+#[napi]
+pub fn storage_close(handle: u32) {
+    with_store(|s| s.remove(handle));
+}
+
+/// How many database files are open right now (bounded by the descriptor budget).
+#[napi]
+pub fn storage_open_files() -> u32 {
+    with_store(|s| s.open_file_count() as u32)
+}
+
+/// -1 when the key is absent, else the value's byte length (see output.rs for overflow).
+#[napi]
+pub fn kv_get(env: Env, handle: u32, key: String, mut out: Uint8ArraySlice<'_>) -> napi::Result<i32> {
+    // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
+    let out = unsafe { out.as_mut() };
+    let (found, len) = deliver(out, |buf| {
+        with_store(|s| match s.database(handle, false)? {
+            None => Ok(false),
+            Some(db) => db.kv_get(&key, buf),
+        })
+    });
+    Ok(if found.or_throw(&env)? { len as i32 } else { -1 })
+}
+
+#[napi]
+pub fn kv_put(env: Env, handle: u32, key: String, value: &[u8]) -> napi::Result<()> {
+    with_store(|s| s.writable(handle)?.kv_put(&key, value)).or_throw(&env)
+}
+
+#[napi]
+pub fn kv_delete(env: Env, handle: u32, key: String) -> napi::Result<bool> {
+    with_store(|s| match s.database(handle, false)? {
+        None => Ok(false),
+        Some(db) => db.kv_delete(&key),
+    })
+    .or_throw(&env)
+}
+
+/// Looks up several keys; writes the entries that exist, sorted by key bytes and without
+/// duplicates (Cloudflare's order for `get(keys[])`). Returns the byte length.
+#[napi]
+pub fn kv_get_many(env: Env, handle: u32, mut keys: Vec<String>, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+    // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
+    let out = unsafe { out.as_mut() };
+    keys.sort_unstable();
+    keys.dedup();
+    let (result, len) = deliver(out, |buf| {
+        with_store(|s| {
+            let Some(db) = s.database(handle, false)? else { return Ok(()) };
+            let mut value = Vec::new();
+            for key in &keys {
+                value.clear();
+                if db.kv_get(key, &mut value)? {
+                    put_bytes(buf, key.as_bytes());
+                    put_bytes(buf, &value);
+                }
+            }
+            Ok::<_, StorageError>(())
+        })
+    });
+    result.or_throw(&env)?;
+    Ok(len as u32)
+}
+
+/// Lists a key range as KV entries; returns the byte length.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn kv_list(
+    env: Env,
+    handle: u32,
+    start: Option<String>,
+    start_after: Option<String>,
+    end: Option<String>,
+    prefix: Option<String>,
+    reverse: bool,
+    limit: Option<f64>,
+    mut out: Uint8ArraySlice<'_>,
+) -> napi::Result<u32> {
+    // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
+    let out = unsafe { out.as_mut() };
+    let options = ListOptions {
+        start: start.as_deref(),
+        start_after: start_after.as_deref(),
+        end: end.as_deref(),
+        prefix: prefix.as_deref(),
+        reverse,
+        limit,
+    };
+    let Some(range) = KeyRange::new(&options).or_throw(&env)? else { return Ok(0) };
+    let (result, len) = deliver(out, |buf| {
+        with_store(|s| match s.database(handle, false)? {
+            None => Ok(0),
+            Some(db) => db.kv_list(&range, |k, v| {
+                put_bytes(buf, k);
+                put_bytes(buf, v);
+            }),
+        })
+    });
+    result.or_throw(&env)?;
+    Ok(len as u32)
+}
+
+#[napi]
+pub fn delete_all(env: Env, handle: u32) -> napi::Result<()> {
+    with_store(|s| match s.database(handle, false)? {
+        None => Ok(()),
+        Some(db) => db.delete_all(),
+    })
+    .or_throw(&env)
+}
+
+/// A statement id for a single-statement query, or 0 when the query holds several.
+#[napi]
+pub fn sql_prepare(env: Env, handle: u32, query: String) -> napi::Result<u32> {
+    with_store(|s| s.writable(handle)?.sql_prepare(&query)).map(|id| id.unwrap_or(0)).or_throw(&env)
+}
+
+#[napi]
+pub fn sql_forget(handle: u32, stmt_id: u32) {
+    with_store(|s| {
+        if let Ok(db) = s.writable(handle) {
+            db.sql_forget(stmt_id)
+        }
+    });
+}
+
+#[napi]
+pub fn sql_columns(env: Env, handle: u32, stmt_id: u32) -> napi::Result<Vec<String>> {
+    with_store(|s| s.writable(handle)?.sql_column_names(stmt_id)).or_throw(&env)
+}
+
+/// Header of a SQL result in `out`: u32 cursor id (0 = finished), u32 rows in this batch,
+/// f64 rowsRead, f64 rowsWritten, u32 column count (u32::MAX = the statement's, as
+/// cached by the caller) and that many names; then the rows.
+const HEADER: usize = 28;
+
+fn sql_result(
+    out: &mut [u8],
+    run: impl FnOnce(&mut RowWriter<'_>) -> Result<(CursorState, Option<Vec<String>>), StorageError>,
+) -> (Result<(), StorageError>, usize) {
+    let soft_limit = out.len().max(1024);
+    deliver(out, |buf| {
+        buf.resize(HEADER, 0);
+        let mut rows = Vec::new();
+        let mut writer = RowWriter { out: &mut rows, rows: 0, soft_limit };
+        let (state, columns) = run(&mut writer)?;
+        let count = writer.rows;
+        buf[0..4].copy_from_slice(&state.cursor.unwrap_or(0).to_le_bytes());
+        buf[4..8].copy_from_slice(&count.to_le_bytes());
+        buf[8..16].copy_from_slice(&(state.rows_read as f64).to_le_bytes());
+        buf[16..24].copy_from_slice(&(state.rows_written as f64).to_le_bytes());
+        match columns {
+            None => buf[24..28].copy_from_slice(&u32::MAX.to_le_bytes()),
+            Some(names) => {
+                buf[24..28].copy_from_slice(&(names.len() as u32).to_le_bytes());
+                for n in &names {
+                    put_bytes(buf, n.as_bytes());
+                }
+            }
+        }
+        buf.extend_from_slice(&rows);
+        Ok(())
+    })
+}
+
+fn finish_sql(env: &Env, (result, len): (Result<(), StorageError>, usize)) -> napi::Result<u32> {
+    result.or_throw(env)?;
+    Ok(len as u32)
+}
+
+fn params_or_throw<'a>(env: &Env, params: &'a [u8]) -> napi::Result<Vec<crate::engine::storage::SqlParam<'a>>> {
+    wire::decode_params(params).or_else(|e| throw(env, StorageError::error(e)))
+}
+
+/// Runs a prepared statement to its first row. Returns the result's byte length.
+#[napi]
+pub fn sql_exec(env: Env, handle: u32, stmt_id: u32, params: &[u8], mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+    // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
+    let out = unsafe { out.as_mut() };
+    let params = params_or_throw(&env, params)?;
+    let result = sql_result(out, |w| Ok((with_store(|s| s.writable(handle)?.sql_exec(stmt_id, &params, w))?, None)));
+    finish_sql(&env, result)
+}
+
+/// Runs a multi-statement query; the result carries the last statement's column names.
+#[napi]
+pub fn sql_exec_text(env: Env, handle: u32, query: String, params: &[u8], mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+    // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
+    let out = unsafe { out.as_mut() };
+    let params = params_or_throw(&env, params)?;
+    let result = sql_result(out, |w| {
+        let (state, names) = with_store(|s| s.writable(handle)?.sql_exec_text(&query, &params, w))?;
+        Ok((state, Some(names)))
+    });
+    finish_sql(&env, result)
+}
+
+/// Reads the next batch of rows of an open cursor.
+#[napi]
+pub fn sql_next(env: Env, handle: u32, cursor: u32, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+    // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
+    let out = unsafe { out.as_mut() };
+    let result = sql_result(out, |w| Ok((with_store(|s| s.writable(handle)?.sql_next(cursor, w))?, None)));
+    finish_sql(&env, result)
+}
+
+#[napi]
+pub fn sql_close_cursor(handle: u32, cursor: u32) {
+    with_store(|s| {
+        if let Ok(Some(db)) = s.database(handle, false) {
+            db.sql_close_cursor(cursor)
+        }
+    });
+}
+
+#[napi]
+pub fn database_size(env: Env, handle: u32) -> napi::Result<f64> {
+    with_store(|s| match s.database(handle, false)? {
+        None => Ok(0),
+        Some(db) => db.database_size(),
+    })
+    .map(|n| n as f64)
+    .or_throw(&env)
+}
+
+#[napi]
+pub fn savepoint_begin(env: Env, handle: u32) -> napi::Result<u32> {
+    with_store(|s| s.writable(handle)?.savepoint_begin()).or_throw(&env)
+}
+
+#[napi]
+pub fn savepoint_end(env: Env, handle: u32, commit: bool) -> napi::Result<()> {
+    with_store(|s| s.writable(handle)?.savepoint_end(commit)).or_throw(&env)
+}
+
+/// Commits the turn's writes: 0 nothing was pending, 1 committed and durable, 2 committed
+/// and waiting for `syncObject()`.
+#[napi]
+pub fn commit(env: Env, handle: u32) -> napi::Result<u32> {
+    let outcome = with_store(|s| match s.database(handle, false)? {
+        None => Ok(CommitOutcome::Nothing),
+        Some(db) => db.commit(),
+    })
+    .or_throw(&env)?;
+    Ok(match outcome {
+        CommitOutcome::Nothing => 0,
+        CommitOutcome::Durable => 1,
+        CommitOutcome::NeedsSync => 2,
+    })
+}
+
+#[napi]
+pub fn rollback(handle: u32) {
+    with_store(|s| {
+        if let Ok(Some(db)) = s.database(handle, false) {
+            db.rollback()
+        }
+    });
+}
+
+/// Resolves once every commit of the object so far is on disk. The fsync runs on the
+/// libuv thread pool, so several objects sync in parallel.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn sync_object(handle: u32) -> AsyncTask<SyncObject> {
+    AsyncTask::new(SyncObject { target: with_store(|s| s.take_sync_target(handle)) })
+}
+

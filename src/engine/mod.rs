@@ -1,0 +1,4 @@
+//! The engine: everything that does not need a JavaScript runtime.
+
+pub mod ids;
+pub mod storage;

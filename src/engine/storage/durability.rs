@@ -1,0 +1,65 @@
+//! Making commits durable without blocking the JavaScript thread.
+//!
+//! Commits run with `synchronous=NORMAL`: COMMIT appends to the WAL (so a killed process
+//! loses nothing) but does not fsync. In `Full` durability — the default, workerd's level —
+//! the caller then fsyncs the WAL on a worker thread (`SyncTarget::run`) and holds every
+//! output that depends on the commit until that returns. Commits of one object that pile up
+//! while a sync runs share the next sync (group commit), and different objects sync in
+//! parallel, where workerd syncs one commit after another.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A commit is on disk (fsync) before anything that depends on it is released.
+    Full,
+    /// A commit survives a killed process but not a power cut.
+    Relaxed,
+}
+
+impl Durability {
+    pub fn parse(text: &str) -> Option<Durability> {
+        match text {
+            "full" => Some(Durability::Full),
+            "relaxed" => Some(Durability::Relaxed),
+            _ => None,
+        }
+    }
+}
+
+/// What to fsync so that everything committed so far on one object is on disk.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub wal: PathBuf,
+    /// Set for a database created since its last sync: the new file and the directory
+    /// entries that name it must reach the disk too.
+    pub new_files: Option<NewFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFiles {
+    pub database: PathBuf,
+    pub directories: Vec<PathBuf>,
+}
+
+impl SyncTarget {
+    /// Blocking; call it off the JavaScript thread.
+    pub fn run(&self) -> io::Result<()> {
+        match File::open(&self.wal) {
+            Ok(f) => f.sync_data()?,
+            // SQLite removes the WAL when it closes the database, after checkpointing it
+            // into the database file and syncing that: the commit is already durable.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(new) = &self.new_files {
+            File::open(&new.database)?.sync_all()?;
+            for dir in &new.directories {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! Per-object SQLite storage with Cloudflare's semantics and workerd's on-disk layout.
+//!
+//! Storage is synchronous and runs on the JavaScript thread (the SQL and sync-KV APIs are
+//! synchronous in Cloudflare too). The one slow step, fsync, is handed to other threads
+//! through `durability::SyncTarget`.
+
+pub mod authorizer;
+mod connection;
+pub mod durability;
+pub mod error;
+pub mod key_range;
+pub mod location;
+pub mod object_database;
+pub mod object_store;
+pub mod raw_statement;
+pub mod sql_limits;
+pub mod sql_text;
+
+pub use authorizer::sqlite_error_message;
+pub use durability::{Durability, SyncTarget};
+pub use error::{ErrorKind, Result, StorageError};
+pub use key_range::{KeyRange, ListOptions};
+pub use location::Location;
+pub use object_database::{CommitOutcome, CursorState, ObjectDatabase, RowSink};
+pub use object_store::{Handle, ObjectStore};
+pub use raw_statement::{SqlParam, SqlValue};

@@ -1,0 +1,656 @@
+//! One object's database: the implicit per-turn transaction, savepoints, the KV table and
+//! the SQL API's statements and cursors.
+//!
+//! An `ObjectDatabase` outlives its open file: the `ObjectStore` may close the file to stay
+//! under the descriptor limit and reopen it on the next call, so everything that must
+//! survive that (the texts of prepared statements, unsynced state) lives here, and
+//! everything tied to the SQLite connection lives in `OpenDatabase`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+use slab::Slab;
+
+use super::authorizer::{self, AuthorizerState, Denial, TRANSACTION_STATEMENT_MESSAGE};
+use super::durability::{Durability, NewFiles, SyncTarget};
+use super::error::{Result, StorageError};
+use super::key_range::KeyRange;
+use super::location::wal_path;
+use super::raw_statement::{RawStatement, SqlParam, SqlValue, Step};
+use super::sql_text::{self, MULTI_STATEMENT_PARAMETERS_MESSAGE, NO_STATEMENT_MESSAGE, WRONG_PARAMETER_COUNT_MESSAGE};
+use super::connection;
+
+const KV_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID";
+
+/// Cursor ids are never reused, so a stale id held by JavaScript (after deleteAll or a
+/// rollback ended its cursor) cannot reach a newer cursor.
+static NEXT_CURSOR: AtomicU32 = AtomicU32::new(1);
+
+/// Receives the rows of a SQL cursor.
+pub trait RowSink {
+    fn row(&mut self, values: &mut dyn Iterator<Item = SqlValue<'_>>);
+    /// True once the sink holds as much as it wants for this call.
+    fn full(&self) -> bool;
+}
+
+/// What `exec` did: the cursor to read further rows from (None when the statement
+/// finished), plus Cloudflare's counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CursorState {
+    pub cursor: Option<u32>,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// No transaction was open.
+    Nothing,
+    /// Committed, and as durable as the object's durability asks.
+    Durable,
+    /// Committed; outputs that depend on it wait for `sync_target()` to be run.
+    NeedsSync,
+}
+
+pub struct ObjectDatabase {
+    path: Option<PathBuf>,
+    durability: Durability,
+    /// Texts of prepared single statements, by statement id - 1.
+    sql_texts: Slab<String>,
+    pub(super) db: Option<OpenDatabase>,
+    /// Known not to exist on disk: reads answer "nothing" without touching the file system.
+    pub(super) known_missing: bool,
+    /// A commit happened that no sync has covered yet.
+    unsynced: bool,
+    /// The file was created since the last sync.
+    new_file: bool,
+}
+
+pub struct OpenDatabase {
+    // Declared before `conn`: statements are finalized before the connection closes.
+    cursors: HashMap<u32, Cursor>,
+    prepared: Vec<Option<Prepared>>,
+    conn: Connection,
+    auth: AuthorizerState,
+    kv_table: bool,
+    in_txn: bool,
+    savepoints: u32,
+}
+
+struct Prepared {
+    stmt: RawStatement,
+    /// A cursor is still reading from it; a new exec of the same text gets its own copy.
+    busy: bool,
+}
+
+enum CursorStatement {
+    Cached(usize),
+    Owned(RawStatement),
+}
+
+struct Cursor {
+    stmt: CursorStatement,
+    rows_returned: u64,
+    rows_written: u64,
+    changes_before: i64,
+}
+
+impl ObjectDatabase {
+    pub fn new(path: Option<PathBuf>, durability: Durability) -> Self {
+        ObjectDatabase {
+            path,
+            durability,
+            sql_texts: Slab::new(),
+            db: None,
+            known_missing: false,
+            unsynced: false,
+            new_file: false,
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.db.is_some()
+    }
+
+    /// True while closing the file would lose or split work in progress.
+    pub fn is_busy(&self) -> bool {
+        self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
+    }
+
+    /// Opens the file (creating it when `create`); false when it does not exist and
+    /// `create` is false.
+    pub(super) fn open(&mut self, create: bool) -> Result<bool> {
+        if self.db.is_some() {
+            return Ok(true);
+        }
+        let existed = match &self.path {
+            None => true,
+            Some(p) => p.exists(),
+        };
+        if !existed && !create {
+            self.known_missing = true;
+            return Ok(false);
+        }
+        let (conn, auth) = connection::open(self.path.as_deref(), create)?;
+        let mut db = OpenDatabase {
+            cursors: HashMap::new(),
+            prepared: Vec::new(),
+            conn,
+            auth,
+            kv_table: false,
+            in_txn: false,
+            savepoints: 0,
+        };
+        db.kv_table = db.table_exists("_cf_KV")?;
+        self.db = Some(db);
+        self.known_missing = false;
+        if !existed {
+            self.new_file = true;
+        }
+        Ok(true)
+    }
+
+    /// Closes the file. Callers commit first; an open transaction is rolled back.
+    pub(super) fn close(&mut self) {
+        self.db = None;
+    }
+
+    fn db(&mut self) -> &mut OpenDatabase {
+        self.db.as_mut().expect("the ObjectStore opens the database before using it")
+    }
+
+    // ---- KV -------------------------------------------------------------------------
+
+    pub fn kv_get(&mut self, key: &str, out: &mut Vec<u8>) -> Result<bool> {
+        let db = self.db();
+        if !db.kv_table {
+            return Ok(false);
+        }
+        db.internal(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT value FROM _cf_KV WHERE key = ?1")?;
+            let mut rows = stmt.query([key])?;
+            match rows.next()? {
+                None => Ok(false),
+                Some(row) => {
+                    match row.get_ref(0)? {
+                        ValueRef::Blob(b) | ValueRef::Text(b) => out.extend_from_slice(b),
+                        _ => {}
+                    }
+                    Ok(true)
+                }
+            }
+        })
+    }
+
+    pub fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        let db = self.db();
+        db.begin_implicit()?;
+        db.ensure_kv_table()?;
+        db.internal(|conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![key, value])
+                .map(drop)
+        })
+    }
+
+    pub fn kv_delete(&mut self, key: &str) -> Result<bool> {
+        let db = self.db();
+        if !db.kv_table {
+            return Ok(false);
+        }
+        db.begin_implicit()?;
+        db.internal(|conn| Ok(conn.prepare_cached("DELETE FROM _cf_KV WHERE key = ?1")?.execute([key])? > 0))
+    }
+
+    /// Lists a range, calling `entry(key, value)` in order; returns how many were listed.
+    pub fn kv_list(&mut self, range: &KeyRange, mut entry: impl FnMut(&[u8], &[u8])) -> Result<u64> {
+        let db = self.db();
+        if !db.kv_table {
+            return Ok(0);
+        }
+        let mut sql = String::from("SELECT key, value FROM _cf_KV WHERE 1");
+        let mut params: Vec<ToSqlOutput<'_>> = Vec::with_capacity(3);
+        if let Some((start, inclusive)) = &range.lower {
+            sql.push_str(if *inclusive { " AND key >= ?" } else { " AND key > ?" });
+            params.push(ToSqlOutput::Borrowed(ValueRef::Text(start)));
+        }
+        if let Some(end) = &range.upper {
+            sql.push_str(" AND key < ?");
+            params.push(ToSqlOutput::Borrowed(ValueRef::Text(end)));
+        }
+        sql.push_str(if range.reverse { " ORDER BY key DESC LIMIT ?" } else { " ORDER BY key LIMIT ?" });
+        let limit = range.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+        params.push(ToSqlOutput::from(limit));
+        db.internal(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+            let mut rows = stmt.query(refs.as_slice())?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                let key = row.get_ref(0)?.as_bytes().unwrap_or_default();
+                let value = match row.get_ref(1)? {
+                    ValueRef::Blob(b) | ValueRef::Text(b) => b,
+                    _ => &[],
+                };
+                entry(key, value);
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// `deleteAll()` on a SQLite-backed object: every KV entry and every SQL table, view,
+    /// index and trigger, atomically with the rest of the turn.
+    pub fn delete_all(&mut self) -> Result<()> {
+        let db = self.db();
+        // Open cursors would make DROP fail with "database table is locked"; Cloudflare's
+        // deleteAll wipes the database under them, so they end here.
+        db.cursors.clear();
+        for p in db.prepared.iter_mut().flatten() {
+            p.stmt.reset();
+            p.busy = false;
+        }
+        db.begin_implicit()?;
+        db.internal(|conn| {
+            // Dropping a parent table before its children must not trip foreign keys;
+            // deferred checks run at commit, when nothing is left to check.
+            conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+            let mut objects: Vec<(String, String, bool)> = conn
+                .prepare(
+                    "SELECT type, name, coalesce(sql, '') LIKE 'CREATE VIRTUAL%' FROM sqlite_master \
+                     WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                     AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            // Views first, then virtual tables (which drop their own shadow tables).
+            objects.sort_by_key(|(kind, _, virt)| (kind != "view", !virt));
+            for (kind, name, _) in objects {
+                let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+                conn.execute_batch(&format!("DROP {kind} IF EXISTS \"{}\"", name.replace('"', "\"\"")))?;
+            }
+            if conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = '_cf_KV'", [], |r| r.get::<_, i64>(0))? > 0 {
+                conn.execute_batch("DELETE FROM _cf_KV")?;
+            }
+            Ok(())
+        })
+    }
+
+    // ---- SQL ------------------------------------------------------------------------
+
+    /// Prepares `query` for repeated execution. Returns its statement id, or None when the
+    /// query holds several statements (those run through `sql_exec_text` every time,
+    /// because a later statement may depend on what an earlier one creates).
+    pub fn sql_prepare(&mut self, query: &str) -> Result<Option<u32>> {
+        let db = self.db();
+        let (stmt, consumed) = db.prepare_user(query)?;
+        let Some(stmt) = stmt else { return Err(StorageError::error(NO_STATEMENT_MESSAGE)) };
+        if !sql_text::is_query_end(&query[consumed..]) {
+            return Ok(None);
+        }
+        let id = self.sql_texts.insert(query.to_owned());
+        let db = self.db.as_mut().expect("open");
+        if db.prepared.len() <= id {
+            db.prepared.resize_with(id + 1, || None);
+        }
+        db.prepared[id] = Some(Prepared { stmt, busy: false });
+        Ok(Some(id as u32 + 1))
+    }
+
+    /// Drops a statement the caller no longer caches.
+    pub fn sql_forget(&mut self, stmt_id: u32) {
+        let idx = stmt_id as usize - 1;
+        if self.sql_texts.try_remove(idx).is_none() {
+            return;
+        }
+        let Some(db) = self.db.as_mut() else { return };
+        let Some(prepared) = db.prepared.get_mut(idx).and_then(Option::take) else { return };
+        // A cursor still reading it takes it over, so the id can be reused at once.
+        if let Some(c) = db.cursors.values_mut().find(|c| matches!(c.stmt, CursorStatement::Cached(i) if i == idx)) {
+            c.stmt = CursorStatement::Owned(prepared.stmt);
+        }
+    }
+
+    pub fn sql_column_names(&mut self, stmt_id: u32) -> Result<Vec<String>> {
+        let idx = stmt_id as usize - 1;
+        self.ensure_prepared(idx)?;
+        let p = self.db().prepared[idx].as_ref().expect("prepared");
+        Ok((0..p.stmt.column_count()).map(|i| p.stmt.column_name(i)).collect())
+    }
+
+    fn ensure_prepared(&mut self, idx: usize) -> Result<()> {
+        let text = self.sql_texts.get(idx).ok_or_else(|| StorageError::error("unknown SQL statement"))?;
+        let db = self.db.as_mut().expect("open");
+        if db.prepared.get(idx).is_some_and(Option::is_some) {
+            return Ok(());
+        }
+        let (stmt, _) = db.prepare_user(text)?;
+        if db.prepared.len() <= idx {
+            db.prepared.resize_with(idx + 1, || None);
+        }
+        db.prepared[idx] = stmt.map(|stmt| Prepared { stmt, busy: false });
+        Ok(())
+    }
+
+    /// Runs a prepared statement up to its first row (Cloudflare runs `exec` eagerly, so
+    /// writes happen even if the cursor is never read).
+    pub fn sql_exec(&mut self, stmt_id: u32, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<CursorState> {
+        let idx = stmt_id as usize - 1;
+        self.ensure_prepared(idx)?;
+        let db = self.db.as_mut().expect("open");
+        let prepared = db.prepared[idx].as_mut().expect("prepared");
+        let stmt = if prepared.busy {
+            // Like workerd: re-running a text whose cursor is still open uses a one-off copy.
+            CursorStatement::Owned(db.prepare_user(&self.sql_texts[idx])?.0.expect("it prepared before"))
+        } else {
+            prepared.busy = true;
+            CursorStatement::Cached(idx)
+        };
+        db.start_cursor(stmt, params, sink)
+    }
+
+    /// Runs a query of one or more statements: all but the last run to completion with
+    /// their rows discarded; the cursor reads the last. As in workerd, a statement is the
+    /// last only when nothing but whitespace follows it.
+    pub fn sql_exec_text(&mut self, query: &str, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<(CursorState, Vec<String>)> {
+        let db = self.db();
+        let mut rest = query;
+        loop {
+            let (stmt, consumed) = db.prepare_user(rest)?;
+            let Some(mut stmt) = stmt else { return Err(StorageError::error(NO_STATEMENT_MESSAGE)) };
+            let tail = &rest[consumed..];
+            if sql_text::is_query_end(tail) {
+                let columns = (0..stmt.column_count()).map(|i| stmt.column_name(i)).collect();
+                let state = db.start_cursor(CursorStatement::Owned(stmt), params, sink)?;
+                return Ok((state, columns));
+            }
+            if stmt.parameter_count() > 0 {
+                return Err(StorageError::error(MULTI_STATEMENT_PARAMETERS_MESSAGE));
+            }
+            if !stmt.is_readonly() {
+                db.begin_implicit()?;
+            }
+            while let Step::Row = stmt.step()? {}
+            rest = tail;
+        }
+    }
+
+    /// Reads up to the sink's capacity of further rows.
+    pub fn sql_next(&mut self, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
+        self.db().continue_cursor(cursor, sink)
+    }
+
+    /// Abandons a cursor before its end.
+    pub fn sql_close_cursor(&mut self, cursor: u32) {
+        if let Some(db) = self.db.as_mut() {
+            db.finish_cursor(cursor);
+        }
+    }
+
+    /// Bytes in use: (page_count - freelist_count) * page_size.
+    pub fn database_size(&mut self) -> Result<u64> {
+        let Some(db) = self.db.as_mut() else { return Ok(0) };
+        db.internal(|conn| {
+            conn.query_row(
+                "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count()), \
+                 (SELECT page_size FROM pragma_page_size())",
+                [],
+                |r| Ok(r.get::<_, i64>(0)?.max(0) as u64 * r.get::<_, i64>(1)? as u64),
+            )
+        })
+    }
+
+    // ---- transactions ---------------------------------------------------------------
+
+    /// Opens a savepoint (`transactionSync`, `transaction`) inside the turn's transaction;
+    /// returns the new depth.
+    pub fn savepoint_begin(&mut self) -> Result<u32> {
+        let db = self.db();
+        db.begin_implicit()?;
+        let name = format!("_cf_sync_savepoint_{}", db.savepoints);
+        db.internal(|conn| conn.execute_batch(&format!("SAVEPOINT {name}")))?;
+        db.savepoints += 1;
+        Ok(db.savepoints)
+    }
+
+    /// Closes the innermost savepoint, keeping (`commit`) or undoing its writes.
+    pub fn savepoint_end(&mut self, commit: bool) -> Result<()> {
+        let db = self.db();
+        if db.savepoints == 0 {
+            return Err(StorageError::error("no transaction is open"));
+        }
+        db.savepoints -= 1;
+        let name = format!("_cf_sync_savepoint_{}", db.savepoints);
+        let sql = if commit { format!("RELEASE {name}") } else { format!("ROLLBACK TO {name}; RELEASE {name}") };
+        db.internal(|conn| conn.execute_batch(&sql))?;
+        if !commit {
+            db.kv_table = db.table_exists("_cf_KV")?;
+        }
+        Ok(())
+    }
+
+    /// Commits the turn's implicit transaction.
+    pub fn commit(&mut self) -> Result<CommitOutcome> {
+        let durability = self.durability;
+        let on_disk = self.path.is_some();
+        let Some(db) = self.db.as_mut() else { return Ok(CommitOutcome::Nothing) };
+        if !db.in_txn || db.savepoints > 0 {
+            return Ok(CommitOutcome::Nothing);
+        }
+        if let Err(e) = db.internal(|conn| conn.execute_batch("COMMIT")) {
+            db.rollback_all();
+            return Err(e);
+        }
+        db.in_txn = false;
+        if durability == Durability::Full && on_disk {
+            self.unsynced = true;
+            Ok(CommitOutcome::NeedsSync)
+        } else {
+            Ok(CommitOutcome::Durable)
+        }
+    }
+
+    /// Throws away the turn's uncommitted writes (the object is being reset).
+    pub fn rollback(&mut self) {
+        if let Some(db) = self.db.as_mut() {
+            db.rollback_all();
+        }
+    }
+
+    /// What to fsync to make every commit so far durable; None when nothing is pending.
+    pub fn take_sync_target(&mut self) -> Option<SyncTarget> {
+        if !self.unsynced {
+            return None;
+        }
+        self.unsynced = false;
+        let path = self.path.as_ref()?;
+        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles {
+            database: path.clone(),
+            directories: path.ancestors().skip(1).take(2).map(Path::to_path_buf).collect(),
+        });
+        Some(SyncTarget { wal: wal_path(path), new_files })
+    }
+}
+
+impl OpenDatabase {
+    /// Runs our own statements with the SQL policy switched off (see AuthorizerState).
+    fn internal<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.auth.set_internal(true);
+        let result = f(&self.conn);
+        self.auth.set_internal(false);
+        result.map_err(StorageError::from)
+    }
+
+    fn table_exists(&self, name: &str) -> Result<bool> {
+        self.internal(|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get::<_, i64>(0))
+                .map(|n| n > 0)
+        })
+    }
+
+    fn ensure_kv_table(&mut self) -> Result<()> {
+        if !self.kv_table {
+            self.internal(|conn| conn.execute_batch(KV_TABLE_SQL))?;
+            self.kv_table = true;
+        }
+        Ok(())
+    }
+
+    /// Every write of a turn joins one transaction, committed when the turn ends.
+    fn begin_implicit(&mut self) -> Result<()> {
+        if !self.in_txn {
+            self.internal(|conn| conn.execute_batch("BEGIN"))?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    fn rollback_all(&mut self) {
+        for p in self.prepared.iter_mut().flatten() {
+            p.stmt.reset();
+            p.busy = false;
+        }
+        self.cursors.clear();
+        if !self.conn.is_autocommit() {
+            let _ = self.internal(|conn| conn.execute_batch("ROLLBACK"));
+        }
+        self.in_txn = false;
+        self.savepoints = 0;
+        self.kv_table = self.table_exists("_cf_KV").unwrap_or(false);
+    }
+
+    /// Prepares user SQL under the policy, turning a denied transaction statement into
+    /// Cloudflare's explanation.
+    fn prepare_user(&self, sql: &str) -> Result<(Option<RawStatement>, usize)> {
+        // SAFETY: the handle is valid while `self.conn` lives; the statement is owned by
+        // `self` (or a cursor of `self`) and finalized before the connection closes.
+        let raw = unsafe { self.conn.handle() };
+        let (stmt, consumed) = RawStatement::prepare(raw, sql, true).map_err(|e| match self.auth.take_denial() {
+            Some(Denial::TransactionStatement) => StorageError::error(TRANSACTION_STATEMENT_MESSAGE),
+            _ => e,
+        })?;
+        // The authorizer is not told the new name of a RENAME; check it from the text.
+        authorizer::check_rename(&sql[..consumed])?;
+        Ok((stmt, consumed))
+    }
+
+    fn cursor_statement(&mut self, cursor: u32) -> &mut RawStatement {
+        match &mut self.cursors.get_mut(&cursor).expect("open cursor").stmt {
+            CursorStatement::Cached(idx) => &mut self.prepared[*idx].as_mut().expect("prepared").stmt,
+            CursorStatement::Owned(s) => s,
+        }
+    }
+
+    fn start_cursor(&mut self, stmt: CursorStatement, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<CursorState> {
+        let changes_before = self.conn.total_changes() as i64;
+        let cursor = NEXT_CURSOR.fetch_add(1, Ordering::Relaxed);
+        self.cursors.insert(cursor, Cursor { stmt, rows_returned: 0, rows_written: 0, changes_before });
+        let prepared = (|| {
+            let stmt = self.cursor_statement(cursor);
+            if stmt.parameter_count() != params.len() {
+                return Err(StorageError::error(WRONG_PARAMETER_COUNT_MESSAGE));
+            }
+            stmt.bind_all(params)?;
+            let writes = !stmt.is_readonly();
+            if writes {
+                self.begin_implicit()?;
+            }
+            Ok(writes)
+        })();
+        let writes = match prepared {
+            Ok(writes) => writes,
+            Err(e) => {
+                self.finish_cursor(cursor);
+                return Err(e);
+            }
+        };
+        // Cloudflare steps to the first row inside exec(); the rest come lazily. A statement
+        // that writes runs to its end here (its RETURNING rows are buffered), so the turn's
+        // COMMIT never meets an unfinished write.
+        self.step_into(cursor, sink, if writes { StepMode::All } else { StepMode::First })
+    }
+
+    fn continue_cursor(&mut self, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
+        if !self.cursors.contains_key(&cursor) {
+            // Finished, or closed by deleteAll()/a rollback: nothing more to read.
+            return Ok(CursorState::default());
+        }
+        self.step_into(cursor, sink, StepMode::Batch)
+    }
+
+    fn step_into(&mut self, cursor: u32, sink: &mut dyn RowSink, mode: StepMode) -> Result<CursorState> {
+        let mut done = false;
+        let mut returned = 0;
+        let result = (|| {
+            let stmt = self.cursor_statement(cursor);
+            loop {
+                match stmt.step()? {
+                    Step::Done => {
+                        done = true;
+                        break;
+                    }
+                    Step::Row => {
+                        let n = stmt.column_count();
+                        let mut values = (0..n).map(|i| stmt.value(i));
+                        sink.row(&mut values);
+                        returned += 1;
+                        let stop = match mode {
+                            StepMode::First => true,
+                            StepMode::Batch => sink.full(),
+                            StepMode::All => false,
+                        };
+                        if stop {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok::<_, StorageError>(stmt.fullscan_steps())
+        })();
+        let total_changes = self.conn.total_changes() as i64;
+        let c = self.cursors.get_mut(&cursor).expect("open cursor");
+        c.rows_returned += returned;
+        c.rows_written = (total_changes - c.changes_before).max(0) as u64;
+        let state = CursorState {
+            cursor: None,
+            rows_read: c.rows_returned + result.as_ref().copied().unwrap_or(0),
+            rows_written: c.rows_written,
+        };
+        if result.is_err() || done {
+            self.finish_cursor(cursor);
+        }
+        result?;
+        Ok(CursorState { cursor: (!done).then_some(cursor), ..state })
+    }
+
+    fn finish_cursor(&mut self, cursor: u32) {
+        if let Some(c) = self.cursors.remove(&cursor) {
+            match c.stmt {
+                CursorStatement::Cached(idx) => {
+                    if let Some(p) = self.prepared.get_mut(idx).and_then(Option::as_mut) {
+                        p.stmt.reset();
+                        p.busy = false;
+                    }
+                }
+                CursorStatement::Owned(stmt) => drop(stmt),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum StepMode {
+    /// Up to the first row.
+    First,
+    /// As many rows as the sink wants.
+    Batch,
+    /// To the end.
+    All,
+}

@@ -1,0 +1,139 @@
+//! Every object's database in this process, behind small integer handles, with the number
+//! of open files bounded by an LRU so that touching any number of objects works under a
+//! low file-descriptor limit (each open database holds two: the file and its WAL).
+
+use lru::LruCache;
+use slab::Slab;
+
+use super::durability::{Durability, SyncTarget};
+use super::error::{Result, StorageError};
+use super::location::Location;
+use super::object_database::ObjectDatabase;
+
+pub type Handle = u32;
+
+pub struct ObjectStore {
+    objects: Slab<ObjectDatabase>,
+    /// Handles of file-backed objects whose database is open, least recently used last.
+    open_files: LruCache<Handle, ()>,
+    max_open: usize,
+    /// The handle used last, whose LRU position need not be refreshed again.
+    last_used: Option<Handle>,
+}
+
+impl Default for ObjectStore {
+    fn default() -> Self {
+        ObjectStore::new(default_max_open_files())
+    }
+}
+
+/// Leaves room for everything else the process opens: a quarter of the descriptor limit,
+/// two descriptors per database.
+fn default_max_open_files() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur as usize } else { 1024 };
+    (soft / 8).clamp(8, 4096)
+}
+
+impl ObjectStore {
+    pub fn new(max_open: usize) -> Self {
+        ObjectStore { objects: Slab::new(), open_files: LruCache::unbounded(), max_open: max_open.max(1), last_used: None }
+    }
+
+    /// Registers an object; nothing touches the disk until it is read or written.
+    pub fn add(&mut self, location: &Location, unique_key: &str, id_hex: &str, durability: Durability) -> Result<Handle> {
+        let path = location.object_path(unique_key, id_hex)?;
+        let in_memory = path.is_none();
+        let handle = self.objects.insert(ObjectDatabase::new(path, durability)) as Handle;
+        if in_memory {
+            // An in-memory database cannot be closed and reopened: it stays open.
+            if let Err(e) = self.objects[handle as usize].open(true) {
+                self.objects.remove(handle as usize);
+                return Err(e);
+            }
+        }
+        Ok(handle)
+    }
+
+    /// Forgets an object, closing its file. Its committed data stays on disk.
+    pub fn remove(&mut self, handle: Handle) {
+        if self.objects.try_remove(handle as usize).is_some() {
+            self.open_files.pop(&handle);
+            if self.last_used == Some(handle) {
+                self.last_used = None;
+            }
+        }
+    }
+
+    pub fn handles(&self) -> Vec<Handle> {
+        self.objects.iter().map(|(h, _)| h as Handle).collect()
+    }
+
+    fn object(&mut self, handle: Handle) -> Result<&mut ObjectDatabase> {
+        self.objects
+            .get_mut(handle as usize)
+            .ok_or_else(|| StorageError::error("this Durable Object's storage is closed"))
+    }
+
+    /// The object's database, opened if needed. With `create` false, None means the object
+    /// was never written and reading it must not create a file.
+    pub fn database(&mut self, handle: Handle, create: bool) -> Result<Option<&mut ObjectDatabase>> {
+        let obj = self.objects.get(handle as usize).ok_or_else(|| StorageError::error("this Durable Object's storage is closed"))?;
+        if obj.is_open() {
+            if self.last_used != Some(handle) && obj.path().is_some() {
+                self.open_files.promote(&handle);
+                self.last_used = Some(handle);
+            }
+            return Ok(Some(self.object(handle)?));
+        }
+        if !create && obj.known_missing {
+            return Ok(None);
+        }
+        if obj.path().is_some() {
+            self.make_room();
+        }
+        let obj = self.object(handle)?;
+        if !obj.open(create)? {
+            return Ok(None);
+        }
+        if obj.path().is_some() {
+            self.open_files.put(handle, ());
+            self.last_used = Some(handle);
+        }
+        Ok(Some(self.object(handle)?))
+    }
+
+    /// The object's database, which must exist (opened or created) for a write.
+    pub fn writable(&mut self, handle: Handle) -> Result<&mut ObjectDatabase> {
+        Ok(self.database(handle, true)?.expect("created on demand"))
+    }
+
+    /// Closes the least recently used idle files until one more fits.
+    fn make_room(&mut self) {
+        while self.open_files.len() >= self.max_open {
+            // An object in the middle of a turn keeps its file; skip to the next one.
+            let victim = self
+                .open_files
+                .iter()
+                .rev()
+                .map(|(h, _)| *h)
+                .find(|h| self.objects.get(*h as usize).is_some_and(|o| !o.is_busy()));
+            let Some(victim) = victim else { return };
+            self.open_files.pop(&victim);
+            if self.last_used == Some(victim) {
+                self.last_used = None;
+            }
+            if let Some(o) = self.objects.get_mut(victim as usize) {
+                o.close();
+            }
+        }
+    }
+
+    pub fn open_file_count(&self) -> usize {
+        self.open_files.len()
+    }
+
+    pub fn take_sync_target(&mut self, handle: Handle) -> Option<SyncTarget> {
+        self.objects.get_mut(handle as usize)?.take_sync_target()
+    }
+}
