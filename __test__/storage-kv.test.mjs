@@ -181,3 +181,18 @@ test("storage.kv and the async API share keys and values", async () => {
     assert.deepEqual(await storage.get("b"), [1, 2]);
   });
 });
+
+test("a key with a lone surrogate is stored as workerd stores it (WTF-8)", async () => {
+  await inObject(async (storage) => {
+    await storage.put("k\uD800", "lone");
+    assert.equal(await storage.get("k\uD800"), "lone");
+    // U+FFFD is a different key, as in workerd
+    assert.equal(await storage.get("k\uFFFD"), undefined);
+    assert.deepEqual([...(await storage.get(["k\uD800"])).values()], ["lone"]);
+    // listing decodes the stored bytes, so the listed key carries replacement characters
+    const [listed] = [...(await storage.list()).keys()];
+    assert.notEqual(listed, "k\uD800");
+    assert.match(listed, /^k\uFFFD+$/);
+    assert.equal(await storage.delete("k\uD800"), true);
+  });
+});

@@ -1,19 +1,34 @@
 // Reading and writing `_cf_KV` values and entries through the native layer.
 import { native, out, result } from "./native.js";
 import { deserialize, ValueEncoder } from "./structured-clone.js";
-import { Reader } from "./wire.js";
+import { ByteWriter, Reader } from "./wire.js";
 
 const encoder = new ValueEncoder();
 
+/** The key (or keys, or list options) of the current call, as WTF-8 (see wire.ts). */
+const keys = new ByteWriter(1024);
+
+function encodeKey(key: string): number {
+  keys.reset().wtf8(key);
+  return keys.length;
+}
+
 /** The stored value of `key`, or undefined. */
 export function readValue(handle: number, key: string): unknown {
-  const length = native.kvGet(handle, key, out);
+  const keyLength = encodeKey(key);
+  const length = native.kvGet(handle, keys.bytes, keyLength, out);
   if (length < 0) return undefined;
   return deserialize(result(length).subarray(0, length));
 }
 
 export function writeValue(handle: number, key: string, value: unknown): void {
-  native.kvPut(handle, key, encoder.encode(value));
+  const keyLength = encodeKey(key);
+  native.kvPut(handle, keys.bytes, keyLength, encoder.encode(value));
+}
+
+export function deleteKey(handle: number, key: string): boolean {
+  const keyLength = encodeKey(key);
+  return native.kvDelete(handle, keys.bytes, keyLength);
 }
 
 /** Decodes the engine's key/value entries into a Map, in the engine's order. */
@@ -37,16 +52,21 @@ export interface ListOptions {
 }
 
 export function listEntries<T>(handle: number, o: ListOptions = {}): Map<string, T> {
-  const length = native.kvList(
-    handle,
-    optionalString(o.start),
-    optionalString(o.startAfter),
-    optionalString(o.end),
-    optionalString(o.prefix),
-    Boolean(o.reverse),
-    o.limit === undefined ? undefined : Number(o.limit),
-    out,
-  );
+  keys.reset();
+  keys.optionalText(optionalString(o.start));
+  keys.optionalText(optionalString(o.startAfter));
+  keys.optionalText(optionalString(o.end));
+  keys.optionalText(optionalString(o.prefix));
+  const limit = o.limit === undefined ? undefined : Number(o.limit);
+  const length = native.kvList(handle, keys.bytes, keys.length, Boolean(o.reverse), limit, out);
+  return readEntries<T>(result(length), length);
+}
+
+/** The entries of the keys that exist, in key order (see `storage.get(keys[])`). */
+export function getEntries<T>(handle: number, list: string[]): Map<string, T> {
+  keys.reset();
+  for (const key of list) keys.text(key);
+  const length = native.kvGetMany(handle, keys.bytes, keys.length, out);
   return readEntries<T>(result(length), length);
 }
 

@@ -12,26 +12,17 @@ export interface NativeBinding {
   storageClose(handle: number): void;
   checkNamespaceKey(uniqueKey: string): void;
   storageOpenFiles(): number;
-  kvGet(handle: number, key: string, out: Uint8Array): number;
-  kvPut(handle: number, key: string, value: Uint8Array): void;
-  kvDelete(handle: number, key: string): boolean;
-  kvGetMany(handle: number, keys: string[], out: Uint8Array): number;
-  kvList(
-    handle: number,
-    start: string | undefined | null,
-    startAfter: string | undefined | null,
-    end: string | undefined | null,
-    prefix: string | undefined | null,
-    reverse: boolean,
-    limit: number | undefined | null,
-    out: Uint8Array,
-  ): number;
+  kvGet(handle: number, key: Uint8Array, keyLength: number, out: Uint8Array): number;
+  kvPut(handle: number, key: Uint8Array, keyLength: number, value: Uint8Array): void;
+  kvDelete(handle: number, key: Uint8Array, keyLength: number): boolean;
+  kvGetMany(handle: number, keys: Uint8Array, keysLength: number, out: Uint8Array): number;
+  kvList(handle: number, options: Uint8Array, optionsLength: number, reverse: boolean, limit: number | undefined, out: Uint8Array): number;
   deleteAll(handle: number): void;
   sqlPrepare(handle: number, query: string): number;
   sqlForget(handle: number, stmtId: number): void;
   sqlColumns(handle: number, stmtId: number): string[];
-  sqlExec(handle: number, stmtId: number, params: Uint8Array, out: Uint8Array): number;
-  sqlExecText(handle: number, query: string, params: Uint8Array, out: Uint8Array): number;
+  sqlExec(handle: number, stmtId: number, params: Uint8Array, paramsLength: number, out: Uint8Array): number;
+  sqlExecText(handle: number, query: string, params: Uint8Array, paramsLength: number, out: Uint8Array): number;
   sqlNext(handle: number, cursor: number, out: Uint8Array): number;
   sqlCloseCursor(handle: number, cursor: number): void;
   databaseSize(handle: number): number;

@@ -4,8 +4,8 @@
 // if the cursor is never read); further rows are fetched from the engine in batches as
 // the cursor is iterated. Single-statement queries are prepared once per object and then
 // executed by id, so the hot path passes no SQL text to the engine.
-import { native, out, result } from "./native.js";
-import { encodeParams, Reader } from "./wire.js";
+import { native, out, outView, result } from "./native.js";
+import { encodeParams, params, Reader } from "./wire.js";
 import type { Commits } from "./commits.js";
 
 export type SqlStorageValue = ArrayBuffer | string | number | null;
@@ -35,16 +35,16 @@ export class SqlStorage {
     ...bindings: unknown[]
   ): SqlStorageCursor<T> {
     query = String(query);
-    const params = encodeParams(bindings);
+    encodeParams(bindings);
     let prepared = this.#prepared.get(query);
     if (prepared === undefined) prepared = this.#prepare(query);
     // Any statement may write; the engine opens the turn's transaction only if it does.
     this.#commits.wrote();
     let length: number;
     if (prepared.id !== 0) {
-      length = native.sqlExec(this.#handle, prepared.id, params, out);
+      length = native.sqlExec(this.#handle, prepared.id, params.bytes, params.length, out);
     } else {
-      length = native.sqlExecText(this.#handle, query, params, out);
+      length = native.sqlExecText(this.#handle, query, params.bytes, params.length, out);
     }
     const cursor = new SqlStorageCursor<T>(CONSTRUCT);
     cursor._start(this.#handle, prepared, result(length));
@@ -73,6 +73,8 @@ export class SqlStorage {
 }
 
 const CONSTRUCT = Symbol("construct");
+const HEADER_BYTES = 28;
+const EMPTY: SqlStorageValue[][] = [];
 
 // A cursor dropped before its end would keep its statement busy in the engine.
 const abandoned = new FinalizationRegistry<{ handle: number; cursor: number }>(({ handle, cursor }) =>
@@ -84,9 +86,12 @@ export class SqlStorageCursor<T extends Record<string, SqlStorageValue> = Record
   implements IterableIterator<T>
 {
   #handle = 0;
+  #query: PreparedQuery | undefined;
+  /** The engine's cursor while rows remain, else 0. */
   #cursor = 0;
-  #columns: string[] = [];
-  #rows: SqlStorageValue[][] = [];
+  /** Column names sent with a multi-statement result (a prepared one's are cached). */
+  #names: string[] | undefined;
+  #rows: SqlStorageValue[][] = EMPTY;
   #next = 0;
   #rowsRead = 0;
   #rowsWritten = 0;
@@ -97,50 +102,53 @@ export class SqlStorageCursor<T extends Record<string, SqlStorageValue> = Record
   }
 
   /** @internal */
-  _start(handle: number, prepared: PreparedQuery, bytes: Uint8Array): void {
+  _start(handle: number, query: PreparedQuery, bytes: Uint8Array): void {
     this.#handle = handle;
-    const reader = this.#readHeader(bytes);
-    if (reader.columnCount === NO_COLUMNS) {
-      prepared.columns ??= native.sqlColumns(handle, prepared.id);
-      this.#columns = prepared.columns;
-    } else {
-      this.#columns = reader.names;
-    }
-    this.#readRows(reader.reader, reader.rows);
+    this.#query = query;
+    this.#read(bytes);
     if (this.#cursor !== 0) abandoned.register(this, { handle, cursor: this.#cursor }, this);
   }
 
-  #readHeader(bytes: Uint8Array) {
-    const reader = new Reader(bytes);
-    this.#cursor = reader.u32();
-    const rows = reader.u32();
-    this.#rowsRead = reader.f64();
-    this.#rowsWritten = reader.f64();
-    const columnCount = reader.u32();
-    const names: string[] = [];
-    if (columnCount !== NO_COLUMNS) for (let i = 0; i < columnCount; i++) names.push(reader.text());
-    return { reader, rows, columnCount, names };
+  get #columns(): string[] {
+    if (this.#names !== undefined) return this.#names;
+    const query = this.#query!;
+    return (query.columns ??= native.sqlColumns(this.#handle, query.id));
   }
 
-  #readRows(reader: Reader, count: number): void {
-    const width = this.#columns.length;
-    const rows: SqlStorageValue[][] = new Array(count);
+  /** Reads a result: the header, the rows, then (multi-statement queries) the names. */
+  #read(bytes: Uint8Array): void {
+    const view = bytes === out ? outView : new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#cursor = view.getUint32(0, true);
+    const count = view.getUint32(4, true);
+    this.#rowsRead = view.getFloat64(8, true);
+    this.#rowsWritten = view.getFloat64(16, true);
+    const columnCount = view.getUint32(24, true);
+    this.#next = 0;
+    if (count === 0 && columnCount === NO_COLUMNS) {
+      this.#rows = EMPTY; // the common INSERT: nothing to decode
+      return;
+    }
+    const reader = new Reader(bytes, HEADER_BYTES, view);
+    const width = columnCount === NO_COLUMNS ? this.#columns.length : columnCount;
+    const rows: SqlStorageValue[][] = count === 0 ? EMPTY : new Array(count);
     for (let r = 0; r < count; r++) {
       const row: SqlStorageValue[] = new Array(width);
       for (let c = 0; c < width; c++) row[c] = reader.value() as SqlStorageValue;
       rows[r] = row;
     }
     this.#rows = rows;
-    this.#next = 0;
+    if (columnCount !== NO_COLUMNS) {
+      const names: string[] = new Array(columnCount);
+      for (let i = 0; i < columnCount; i++) names[i] = reader.text();
+      this.#names = names;
+    }
   }
 
   /** The next row as an array of values, or undefined at the end. */
   #nextRaw(): SqlStorageValue[] | undefined {
     if (this.#next < this.#rows.length) return this.#rows[this.#next++];
     if (this.#cursor === 0) return undefined;
-    const length = native.sqlNext(this.#handle, this.#cursor, out);
-    const { reader, rows } = this.#readHeader(result(length));
-    this.#readRows(reader, rows);
+    this.#read(result(native.sqlNext(this.#handle, this.#cursor, out)));
     if (this.#cursor === 0) abandoned.unregister(this);
     return this.#next < this.#rows.length ? this.#rows[this.#next++] : undefined;
   }

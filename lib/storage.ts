@@ -4,8 +4,8 @@
 // like workerd's SQLite backend: awaiting them does not yield to other events and does
 // not end the turn's write batch. Errors come back as rejected promises.
 import type { Commits } from "./commits.js";
-import { keyString, listEntries, readEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
-import { native, out, result } from "./native.js";
+import { deleteKey, getEntries, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
+import { native } from "./native.js";
 import { SqlStorage } from "./sql.js";
 import { SyncKvStorage } from "./sync-kv.js";
 import { DurableObjectTransaction, TransactionScope } from "./transaction.js";
@@ -72,8 +72,7 @@ export class DurableObjectStorage {
 
   #getMany(keys: unknown[]): Map<string, unknown> {
     tooManyKeys(keys.length);
-    const length = native.kvGetMany(this.#handle, keys.map(keyString), out);
-    return readEntries(result(length), length);
+    return getEntries(this.#handle, keys.map(keyString));
   }
 
   put<T>(key: string, value: T, options?: PutOptions): Promise<void>;
@@ -123,11 +122,11 @@ export class DurableObjectStorage {
   delete(keys: string | string[], _options?: PutOptions): Promise<boolean | number> {
     return promised(() => {
       this.#commits.wrote();
-      if (!Array.isArray(keys)) return native.kvDelete(this.#handle, keyString(keys));
+      if (!Array.isArray(keys)) return deleteKey(this.#handle, keyString(keys));
       tooManyKeys(keys.length);
       const unique = new Set(keys.map(keyString));
       let count = 0;
-      for (const key of unique) if (native.kvDelete(this.#handle, key)) count++;
+      for (const key of unique) if (deleteKey(this.#handle, key)) count++;
       return count;
     });
   }

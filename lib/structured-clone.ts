@@ -23,7 +23,7 @@ const sharedDecoder = new ValueDecoder();
  * SharedArrayBuffer, proxies, ...
  */
 export function serialize(value: unknown): Uint8Array {
-  return sharedEncoder.encode(value).slice();
+  return sharedEncoder.encodeCopy(value);
 }
 
 /**

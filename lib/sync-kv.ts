@@ -1,8 +1,7 @@
 // `ctx.storage.kv`: the synchronous KV API of SQLite-backed objects. It shares `_cf_KV`
 // and the value format with the async API.
 import type { Commits } from "./commits.js";
-import { keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
-import { native } from "./native.js";
+import { deleteKey, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
 
 /** kv.list() reads lazily, this many entries at a time. */
 const LIST_PAGE = 128;
@@ -31,7 +30,7 @@ export class SyncKvStorage {
   delete(key: string): boolean {
     const k = keyString(key);
     this.#commits.wrote();
-    return native.kvDelete(this.#handle, k);
+    return deleteKey(this.#handle, k);
   }
 
   /**

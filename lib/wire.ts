@@ -1,97 +1,173 @@
-// Byte layouts shared with src/binding/wire.rs: SQL parameters in, rows and KV entries
-// out. Little-endian; tags 0 null, 1 number (f64), 2 text (u32 length + UTF-8), 3 blob
-// (u32 length + bytes).
+// Byte layouts shared with src/binding/wire.rs. Little-endian throughout.
+//
+// SQL parameters: per value a tag, 0 null | 1 number (f64) | 2 text (u32 length + bytes) |
+// 3 blob (u32 length + bytes). Row values use the same tags. KV entries and lists of keys:
+// u32 length + bytes, repeated. Optional strings: a presence byte, then u32 length + bytes.
+//
+// Strings are written as WTF-8: UTF-8, except that a lone surrogate keeps its own 3-byte
+// sequence instead of becoming U+FFFD. That is how workerd stores keys and binds SQL text
+// (V8 hands it the string's code units), so a key holding a lone surrogate finds the same
+// row here and there.
 
 const NULL = 0;
 const NUMBER = 1;
 const TEXT = 2;
 const BLOB = 3;
 
-const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: false });
 
-let params = new Uint8Array(4096);
-let paramsView = new DataView(params.buffer);
+/** A growable byte buffer that is reused across calls (its `bytes` may be replaced). */
+export class ByteWriter {
+  bytes: Uint8Array;
+  private view: DataView;
+  length = 0;
 
-function ensure(size: number): void {
-  if (size <= params.length) return;
-  let n = params.length;
-  while (n < size) n *= 2;
-  const bigger = new Uint8Array(n);
-  bigger.set(params);
-  params = bigger;
-  paramsView = new DataView(params.buffer);
-}
-
-function writeText(at: number, s: string): number {
-  // ASCII is by far the common case and is cheaper to copy by hand than to encode.
-  ensure(at + 4 + s.length * 3);
-  const start = at + 4;
-  let i = 0;
-  for (; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x80) break;
-    params[start + i] = c;
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size);
+    this.view = new DataView(this.bytes.buffer);
   }
-  let len = i;
-  if (i < s.length) len = i + textEncoder.encodeInto(s.slice(i), params.subarray(start + i)).written;
-  paramsView.setUint32(at, len, true);
-  return start + len;
+
+  reset(): this {
+    this.length = 0;
+    return this;
+  }
+
+  ensure(extra: number): void {
+    const need = this.length + extra;
+    if (need <= this.bytes.length) return;
+    let n = this.bytes.length * 2;
+    while (n < need) n *= 2;
+    const bigger = new Uint8Array(n);
+    bigger.set(this.bytes.subarray(0, this.length));
+    this.bytes = bigger;
+    this.view = new DataView(bigger.buffer);
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.bytes[this.length++] = b;
+  }
+
+  u32(n: number): void {
+    this.ensure(4);
+    this.view.setUint32(this.length, n, true);
+    this.length += 4;
+  }
+
+  f64(n: number): void {
+    this.ensure(8);
+    this.view.setFloat64(this.length, n, true);
+    this.length += 8;
+  }
+
+  /** A string as u32 length + WTF-8. */
+  text(s: string): void {
+    this.ensure(4 + s.length * 3);
+    const at = this.length;
+    this.length += 4;
+    this.wtf8(s);
+    this.view.setUint32(at, this.length - at - 4, true);
+  }
+
+  /** A string as WTF-8, without a length. */
+  wtf8(s: string): void {
+    this.ensure(s.length * 3);
+    const b = this.bytes;
+    let at = this.length;
+    const n = s.length;
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) {
+        b[at++] = c;
+      } else if (c < 0x800) {
+        b[at++] = 0xc0 | (c >> 6);
+        b[at++] = 0x80 | (c & 0x3f);
+      } else {
+        if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+          const d = s.charCodeAt(i + 1);
+          if (d >= 0xdc00 && d <= 0xdfff) {
+            c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+            i++;
+            b[at++] = 0xf0 | (c >> 18);
+            b[at++] = 0x80 | ((c >> 12) & 0x3f);
+            b[at++] = 0x80 | ((c >> 6) & 0x3f);
+            b[at++] = 0x80 | (c & 0x3f);
+            continue;
+          }
+        }
+        // Everything else in the BMP, lone surrogates included, takes three bytes.
+        b[at++] = 0xe0 | (c >> 12);
+        b[at++] = 0x80 | ((c >> 6) & 0x3f);
+        b[at++] = 0x80 | (c & 0x3f);
+      }
+    }
+    this.length = at;
+  }
+
+  blob(data: Uint8Array): void {
+    this.ensure(4 + data.length);
+    this.u32(data.length);
+    this.bytes.set(data, this.length);
+    this.length += data.length;
+  }
+
+  /** An optional string: presence byte, then the string. */
+  optionalText(s: string | undefined): void {
+    if (s === undefined) {
+      this.byte(0);
+    } else {
+      this.byte(1);
+      this.text(s);
+    }
+  }
 }
 
-function writeBytes(at: number, b: Uint8Array): number {
-  ensure(at + 4 + b.length);
-  paramsView.setUint32(at, b.length, true);
-  params.set(b, at + 4);
-  return at + 4 + b.length;
-}
+/** Where `encodeParams` writes SQL parameters. */
+export const params = new ByteWriter(4096);
 
 /**
- * Encodes `exec()` bindings with Cloudflare's mapping: numbers bind as REAL, strings as
- * TEXT, ArrayBuffer and views as BLOB, null/undefined as NULL, booleans as the strings
- * "true"/"false", other objects by their string form; a BigInt is a TypeError.
+ * Encodes `exec()` bindings into `params` with Cloudflare's mapping: numbers bind as REAL,
+ * strings as TEXT, ArrayBuffer and views as BLOB, null/undefined as NULL, booleans as the
+ * strings "true"/"false", other objects by their string form; a BigInt is a TypeError.
  */
-export function encodeParams(bindings: unknown[]): Uint8Array {
-  let at = 0;
+export function encodeParams(bindings: unknown[]): void {
+  params.reset();
   for (const v of bindings) {
-    ensure(at + 9);
     switch (typeof v) {
       case "number":
-        params[at] = NUMBER;
-        paramsView.setFloat64(at + 1, v, true);
-        at += 9;
+        params.byte(NUMBER);
+        params.f64(v);
         break;
       case "string":
-        params[at] = TEXT;
-        at = writeText(at + 1, v);
+        params.byte(TEXT);
+        params.text(v);
         break;
       case "undefined":
-        params[at++] = NULL;
+        params.byte(NULL);
         break;
       case "bigint":
         throw new TypeError("Cannot convert a BigInt value to a number");
       case "symbol":
         throw new TypeError("Cannot convert a Symbol value to a string");
       case "boolean":
-        params[at] = TEXT;
-        at = writeText(at + 1, v ? "true" : "false");
+        params.byte(TEXT);
+        params.text(v ? "true" : "false");
         break;
       default:
         if (v === null) {
-          params[at++] = NULL;
+          params.byte(NULL);
         } else if (v instanceof ArrayBuffer) {
-          params[at] = BLOB;
-          at = writeBytes(at + 1, new Uint8Array(v));
+          params.byte(BLOB);
+          params.blob(new Uint8Array(v));
         } else if (ArrayBuffer.isView(v)) {
-          params[at] = BLOB;
-          at = writeBytes(at + 1, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+          params.byte(BLOB);
+          params.blob(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
         } else {
-          params[at] = TEXT;
-          at = writeText(at + 1, String(v));
+          params.byte(TEXT);
+          params.text(String(v));
         }
     }
   }
-  return params.subarray(0, at);
 }
 
 /** Decodes UTF-8, by hand for short ASCII (TextDecoder's call cost dominates there). */
@@ -111,10 +187,14 @@ export function decodeText(bytes: Uint8Array, start: number, end: number): strin
 /** A reader over a result buffer. */
 export class Reader {
   pos: number;
-  private view: DataView;
-  constructor(readonly bytes: Uint8Array, pos = 0) {
+  readonly view: DataView;
+  constructor(
+    readonly bytes: Uint8Array,
+    pos = 0,
+    view?: DataView,
+  ) {
     this.pos = pos;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.view = view ?? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   u32(): number {
     const n = this.view.getUint32(this.pos, true);

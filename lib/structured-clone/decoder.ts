@@ -254,13 +254,21 @@ export class ValueDecoder {
   }
 
   private readOneByteString(): string {
-    const n = this.readVarint();
-    const p = this.take(n);
     const b = this.b;
+    let n = this.p < this.end ? b[this.p]! : 0x80;
+    if (n < 0x80) this.p++; // a one-byte length, the common case
+    else n = this.readVarint();
+    const p = this.take(n);
     if (n <= CACHED_STRING) {
+      // Hash the length and up to five bytes (first two, middle, last two):
+      // constant work, and the full comparison below settles any collision.
       let h = n;
-      for (let i = 0; i < n; i++) h = (h * 31 + b[p + i]!) | 0;
-      const slot = (h ^ (h >>> 12)) & (STRING_CACHE_SIZE - 1);
+      if (n !== 0) {
+        h = (h * 31 + b[p]! * 7 + b[p + n - 1]!) | 0;
+        h = (h * 31 + b[p + (n >>> 1)]!) | 0;
+        if (n > 3) h = (h * 31 + b[p + 1]! * 5 + b[p + n - 2]!) | 0;
+      }
+      const slot = (h ^ (h >>> 11)) & (STRING_CACHE_SIZE - 1);
       const cached = stringCache[slot];
       if (cached !== undefined && cached.length === n) {
         let i = 0;
@@ -368,6 +376,14 @@ export class ValueDecoder {
         // A view may follow any ArrayBuffer, including a referenced one.
         return o instanceof ArrayBuffer ? this.maybeView(o) : o;
       }
+      default:
+        return this.readOtherValue(tag);
+    }
+  }
+
+  /** The less common tags, kept out of readValue() so that it stays small enough to inline well. */
+  private readOtherValue(tag: number): unknown {
+    switch (tag) {
       case 0x55: // 'U' kUint32
         return this.readVarint();
       case 0x5a: // 'Z' kBigInt
@@ -412,20 +428,35 @@ export class ValueDecoder {
    * double) and strings as keys.
    */
   private readProperties(o: Record<string | number, unknown>, endTag: number, isArray: boolean): number {
+    const b = this.b;
     let count = 0;
-    while (!this.consumeTag(endTag)) {
-      const key = this.readValue();
-      if (typeof key !== "string" && typeof key !== "number") invalid();
+    for (;;) {
+      let p = this.p;
+      while (p < this.end && b[p] === 0x00) p++; // kPadding
+      if (p >= this.end) invalid();
+      const tag = b[p]!;
+      if (tag === endTag) {
+        this.p = p + 1;
+        return count;
+      }
+      let key: unknown;
+      if (tag === 0x22) {
+        // The usual key: a one-byte string, read without going through readValue().
+        this.p = p + 1;
+        key = this.readOneByteString();
+      } else {
+        key = this.readValue();
+        if (typeof key !== "string" && typeof key !== "number") invalid();
+      }
       const value = this.readValue();
       if (key === "__proto__") {
         defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
       } else {
         if (isArray && key === "length") invalid(); // V8 refuses keys that already exist
-        o[key] = value;
+        o[key as string] = value;
       }
       count++;
     }
-    return count;
   }
 
   private readJSObject(): object {

@@ -80,6 +80,8 @@ const MAX_RETAINED_CAPACITY = 1 << 20;
 const LINEAR_ID_LIMIT = 16;
 /** From this length on, try TextEncoder.encodeInto as a fast ASCII copy. */
 const ENCODE_INTO_MIN_LENGTH = 64;
+/** Views of outputs shorter than this are cached; see ValueEncoder.view(). */
+const VIEW_CACHE_SIZE = 128;
 /** 2**64 - 1: a BigInt magnitude up to this has a single 64-bit digit. */
 const MAX_ONE_DIGIT = 0xffff_ffff_ffff_ffffn;
 
@@ -160,6 +162,8 @@ export class ValueEncoder {
   /** Same memory as `buf`, for writing two-byte strings (little-endian hosts only). */
   private u16!: Uint16Array | null;
   private pos = 0;
+  /** Cached views of the buffer, by length; see view(). */
+  private views!: (Uint8Array | undefined)[];
   /** Objects written so far; an object's index is its back-reference id. */
   private readonly objs: object[] = [];
   private nObjs = 0;
@@ -190,7 +194,30 @@ export class ValueEncoder {
       this.busy = false;
       if (this.nObjs !== 0) this.clearIds();
     }
-    return this.buf.subarray(0, this.pos);
+    return this.view(this.pos);
+  }
+
+  /**
+   * A view of the first `n` bytes of the buffer. Creating a typed array costs
+   * about as much as encoding a small value, so views of short outputs are
+   * cached by length and handed out again (they all look into the same
+   * buffer, and each is only promised to be valid until the next encode()).
+   */
+  private view(n: number): Uint8Array {
+    if (n >= VIEW_CACHE_SIZE) return new Uint8Array(this.buf.buffer, 0, n);
+    let v = this.views[n];
+    if (v === undefined) v = this.views[n] = new Uint8Array(this.buf.buffer, 0, n);
+    return v;
+  }
+
+  /** Like encode(), but returns a copy that stays valid. */
+  encodeCopy(value: unknown): Uint8Array {
+    const view = this.encode(value);
+    const n = view.length;
+    const copy = new Uint8Array(n);
+    if (n <= 64) for (let i = 0; i < n; i++) copy[i] = view[i]!;
+    else copy.set(view);
+    return copy;
   }
 
   private reset(capacity: number): void {
@@ -201,6 +228,7 @@ export class ValueEncoder {
 
   private setBuffer(buf: Uint8Array): void {
     this.buf = buf;
+    this.views = new Array<Uint8Array | undefined>(VIEW_CACHE_SIZE).fill(undefined);
     this.dv = new DataView(buf.buffer);
     this.u16 = LITTLE_ENDIAN_HOST ? new Uint16Array(buf.buffer) : null;
   }
@@ -257,29 +285,24 @@ export class ValueEncoder {
   // Primitives
 
   private writeValue(v: unknown): void {
-    switch (typeof v) {
-      case "number":
-        this.writeNumber(v);
-        return;
-      case "string":
-        this.writeString(v);
-        return;
-      case "object":
-        if (v === null) this.writeByte(0x30); // '0' kNull
-        else this.writeObject(v);
-        return;
-      case "boolean":
-        this.writeByte(v ? 0x54 : 0x46); // 'T' kTrue / 'F' kFalse
-        return;
-      case "undefined":
-        this.writeByte(0x5f); // '_' kUndefined
-        return;
-      case "bigint":
-        this.writeByte(0x5a); // 'Z' kBigInt
-        this.writeBigIntContents(v);
-        return;
-      default: // functions and symbols
-        throw notCloneable(v);
+    // An if-chain of `typeof v === "..."` tests: V8 turns each into a direct
+    // type check, where `switch (typeof v)` makes it build the typeof string.
+    if (typeof v === "number") {
+      this.writeNumber(v);
+    } else if (typeof v === "string") {
+      this.writeString(v);
+    } else if (typeof v === "object") {
+      if (v === null) this.writeByte(0x30); // '0' kNull
+      else this.writeObject(v);
+    } else if (typeof v === "boolean") {
+      this.writeByte(v ? 0x54 : 0x46); // 'T' kTrue / 'F' kFalse
+    } else if (v === undefined) {
+      this.writeByte(0x5f); // '_' kUndefined
+    } else if (typeof v === "bigint") {
+      this.writeByte(0x5a); // 'Z' kBigInt
+      this.writeBigIntContents(v);
+    } else {
+      throw notCloneable(v); // functions and symbols
     }
   }
 

@@ -50,40 +50,48 @@ pub fn storage_open_files() -> u32 {
     with_store(|s| s.open_file_count() as u32)
 }
 
+// Keys arrive as UTF-8 in a buffer the caller reuses, with their length: converting a JS
+// string through napi costs more than the SQLite lookup it is used for.
+
 /// -1 when the key is absent, else the value's byte length (see output.rs for overflow).
 #[napi]
-pub fn kv_get(env: Env, handle: u32, key: String, mut out: Uint8ArraySlice<'_>) -> napi::Result<i32> {
+pub fn kv_get(env: Env, handle: u32, key: &[u8], key_len: u32, mut out: Uint8ArraySlice<'_>) -> napi::Result<i32> {
     // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
     let out = unsafe { out.as_mut() };
+    let key = prefix(key, key_len);
     let (found, len) = deliver(out, |buf| {
         with_store(|s| match s.database(handle, false)? {
             None => Ok(false),
-            Some(db) => db.kv_get(&key, buf),
+            Some(db) => db.kv_get(key, buf),
         })
     });
     Ok(if found.or_throw(&env)? { len as i32 } else { -1 })
 }
 
 #[napi]
-pub fn kv_put(env: Env, handle: u32, key: String, value: &[u8]) -> napi::Result<()> {
-    with_store(|s| s.writable(handle)?.kv_put(&key, value)).or_throw(&env)
+pub fn kv_put(env: Env, handle: u32, key: &[u8], key_len: u32, value: &[u8]) -> napi::Result<()> {
+    let key = prefix(key, key_len);
+    with_store(|s| s.writable(handle)?.kv_put(key, value)).or_throw(&env)
 }
 
 #[napi]
-pub fn kv_delete(env: Env, handle: u32, key: String) -> napi::Result<bool> {
+pub fn kv_delete(env: Env, handle: u32, key: &[u8], key_len: u32) -> napi::Result<bool> {
+    let key = prefix(key, key_len);
     with_store(|s| match s.database(handle, false)? {
         None => Ok(false),
-        Some(db) => db.kv_delete(&key),
+        Some(db) => db.kv_delete(key),
     })
     .or_throw(&env)
 }
 
-/// Looks up several keys; writes the entries that exist, sorted by key bytes and without
-/// duplicates (Cloudflare's order for `get(keys[])`). Returns the byte length.
+/// Looks up several keys (u32-length-prefixed, see wire.rs); writes the entries that exist,
+/// sorted by key bytes and without duplicates (Cloudflare's order for `get(keys[])`).
+/// Returns the byte length.
 #[napi]
-pub fn kv_get_many(env: Env, handle: u32, mut keys: Vec<String>, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+pub fn kv_get_many(env: Env, handle: u32, keys: &[u8], keys_len: u32, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
     // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
     let out = unsafe { out.as_mut() };
+    let mut keys = wire::decode_strings(prefix(keys, keys_len)).or_else(|e| throw(&env, StorageError::error(e)))?;
     keys.sort_unstable();
     keys.dedup();
     let (result, len) = deliver(out, |buf| {
@@ -93,7 +101,7 @@ pub fn kv_get_many(env: Env, handle: u32, mut keys: Vec<String>, mut out: Uint8A
             for key in &keys {
                 value.clear();
                 if db.kv_get(key, &mut value)? {
-                    put_bytes(buf, key.as_bytes());
+                    put_bytes(buf, key);
                     put_bytes(buf, &value);
                 }
             }
@@ -104,30 +112,23 @@ pub fn kv_get_many(env: Env, handle: u32, mut keys: Vec<String>, mut out: Uint8A
     Ok(len as u32)
 }
 
-/// Lists a key range as KV entries; returns the byte length.
+/// Lists a key range as KV entries; returns the byte length. `options` holds start,
+/// startAfter, end and prefix as optional strings (see wire.rs).
 #[napi]
-#[allow(clippy::too_many_arguments)]
 pub fn kv_list(
     env: Env,
     handle: u32,
-    start: Option<String>,
-    start_after: Option<String>,
-    end: Option<String>,
-    prefix: Option<String>,
+    options: &[u8],
+    options_len: u32,
     reverse: bool,
     limit: Option<f64>,
     mut out: Uint8ArraySlice<'_>,
 ) -> napi::Result<u32> {
     // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
     let out = unsafe { out.as_mut() };
-    let options = ListOptions {
-        start: start.as_deref(),
-        start_after: start_after.as_deref(),
-        end: end.as_deref(),
-        prefix: prefix.as_deref(),
-        reverse,
-        limit,
-    };
+    let [start, start_after, end, prefix_] =
+        wire::decode_optional_strings::<4>(prefix(options, options_len)).or_else(|e| throw(&env, StorageError::error(e)))?;
+    let options = ListOptions { start, start_after, end, prefix: prefix_, reverse, limit };
     let Some(range) = KeyRange::new(&options).or_throw(&env)? else { return Ok(0) };
     let (result, len) = deliver(out, |buf| {
         with_store(|s| match s.database(handle, false)? {
@@ -140,6 +141,11 @@ pub fn kv_list(
     });
     result.or_throw(&env)?;
     Ok(len as u32)
+}
+
+/// The first `len` bytes of a buffer the caller reuses.
+fn prefix(bytes: &[u8], len: u32) -> &[u8] {
+    &bytes[..(len as usize).min(bytes.len())]
 }
 
 #[napi]
@@ -171,9 +177,10 @@ pub fn sql_columns(env: Env, handle: u32, stmt_id: u32) -> napi::Result<Vec<Stri
     with_store(|s| s.writable(handle)?.sql_column_names(stmt_id)).or_throw(&env)
 }
 
-/// Header of a SQL result in `out`: u32 cursor id (0 = finished), u32 rows in this batch,
-/// f64 rowsRead, f64 rowsWritten, u32 column count (u32::MAX = the statement's, as
-/// cached by the caller) and that many names; then the rows.
+/// Layout of a SQL result in `out`: a header of u32 cursor id (0 = finished), u32 rows in
+/// this batch, f64 rowsRead, f64 rowsWritten, u32 column count (u32::MAX: the statement's
+/// own, which the caller has cached); then the rows; then, when the count is given, the
+/// column names.
 const HEADER: usize = 28;
 
 fn sql_result(
@@ -183,24 +190,18 @@ fn sql_result(
     let soft_limit = out.len().max(1024);
     deliver(out, |buf| {
         buf.resize(HEADER, 0);
-        let mut rows = Vec::new();
-        let mut writer = RowWriter { out: &mut rows, rows: 0, soft_limit };
+        let mut writer = RowWriter { out: buf, rows: 0, soft_limit };
         let (state, columns) = run(&mut writer)?;
         let count = writer.rows;
         buf[0..4].copy_from_slice(&state.cursor.unwrap_or(0).to_le_bytes());
         buf[4..8].copy_from_slice(&count.to_le_bytes());
         buf[8..16].copy_from_slice(&(state.rows_read as f64).to_le_bytes());
         buf[16..24].copy_from_slice(&(state.rows_written as f64).to_le_bytes());
-        match columns {
-            None => buf[24..28].copy_from_slice(&u32::MAX.to_le_bytes()),
-            Some(names) => {
-                buf[24..28].copy_from_slice(&(names.len() as u32).to_le_bytes());
-                for n in &names {
-                    put_bytes(buf, n.as_bytes());
-                }
-            }
+        let column_count = columns.as_ref().map_or(u32::MAX, |c| c.len() as u32);
+        buf[24..28].copy_from_slice(&column_count.to_le_bytes());
+        for name in columns.iter().flatten() {
+            put_bytes(buf, name.as_bytes());
         }
-        buf.extend_from_slice(&rows);
         Ok(())
     })
 }
@@ -210,26 +211,27 @@ fn finish_sql(env: &Env, (result, len): (Result<(), StorageError>, usize)) -> na
     Ok(len as u32)
 }
 
-fn params_or_throw<'a>(env: &Env, params: &'a [u8]) -> napi::Result<Vec<crate::engine::storage::SqlParam<'a>>> {
-    wire::decode_params(params).or_else(|e| throw(env, StorageError::error(e)))
+/// Parameters arrive in a buffer the caller reuses, with their byte length.
+fn params_or_throw<'a>(env: &Env, params: &'a [u8], len: u32) -> napi::Result<Vec<crate::engine::storage::SqlParam<'a>>> {
+    wire::decode_params(prefix(params, len)).or_else(|e| throw(env, StorageError::error(e)))
 }
 
 /// Runs a prepared statement to its first row. Returns the result's byte length.
 #[napi]
-pub fn sql_exec(env: Env, handle: u32, stmt_id: u32, params: &[u8], mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+pub fn sql_exec(env: Env, handle: u32, stmt_id: u32, params: &[u8], params_len: u32, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
     // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
     let out = unsafe { out.as_mut() };
-    let params = params_or_throw(&env, params)?;
+    let params = params_or_throw(&env, params, params_len)?;
     let result = sql_result(out, |w| Ok((with_store(|s| s.writable(handle)?.sql_exec(stmt_id, &params, w))?, None)));
     finish_sql(&env, result)
 }
 
 /// Runs a multi-statement query; the result carries the last statement's column names.
 #[napi]
-pub fn sql_exec_text(env: Env, handle: u32, query: String, params: &[u8], mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
+pub fn sql_exec_text(env: Env, handle: u32, query: String, params: &[u8], params_len: u32, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
     // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
     let out = unsafe { out.as_mut() };
-    let params = params_or_throw(&env, params)?;
+    let params = params_or_throw(&env, params, params_len)?;
     let result = sql_result(out, |w| {
         let (state, names) = with_store(|s| s.writable(handle)?.sql_exec_text(&query, &params, w))?;
         Ok((state, Some(names)))

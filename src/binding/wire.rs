@@ -4,7 +4,9 @@
 //! Parameters: per value a tag byte, then 0 null | 1 f64 | 2 u32 length + UTF-8 text |
 //! 3 u32 length + blob bytes.
 //! Row values: the same tags and layouts, INTEGER and REAL both as f64 (a JS number).
-//! KV entries: u32 key length, key UTF-8, u32 value length, value bytes.
+//! KV entries: u32 key length, key bytes, u32 value length, value bytes.
+//! Lists of keys: u32 length + bytes, repeated. Optional strings: a presence byte, then
+//! u32 length + bytes. Keys are WTF-8 (see lib/wire.ts).
 
 use crate::engine::storage::{RowSink, SqlParam, SqlValue};
 
@@ -39,6 +41,41 @@ pub fn decode_params(mut bytes: &[u8]) -> Result<Vec<SqlParam<'_>>, &'static str
         params.push(param);
     }
     Ok(params)
+}
+
+/// Splits u32-length-prefixed byte strings.
+pub fn decode_strings(mut bytes: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+    let mut strings = Vec::new();
+    while !bytes.is_empty() {
+        let (s, rest) = take_string(bytes)?;
+        strings.push(s);
+        bytes = rest;
+    }
+    Ok(strings)
+}
+
+fn take_string(bytes: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    let (len, rest) = bytes.split_first_chunk::<4>().ok_or("truncated string")?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err("truncated string");
+    }
+    Ok(rest.split_at(len))
+}
+
+/// Reads `N` optional strings (presence byte, then a length-prefixed string).
+pub fn decode_optional_strings<const N: usize>(mut bytes: &[u8]) -> Result<[Option<&[u8]>; N], &'static str> {
+    let mut out = [None; N];
+    for slot in &mut out {
+        let (&present, rest) = bytes.split_first().ok_or("truncated options")?;
+        bytes = rest;
+        if present != 0 {
+            let (s, rest) = take_string(bytes)?;
+            *slot = Some(s);
+            bytes = rest;
+        }
+    }
+    Ok(out)
 }
 
 pub fn put_u32(out: &mut Vec<u8>, n: u32) {

@@ -8,10 +8,11 @@ use super::error::{Result, StorageError};
 
 #[derive(Debug, Default, Clone)]
 pub struct ListOptions<'a> {
-    pub start: Option<&'a str>,
-    pub start_after: Option<&'a str>,
-    pub end: Option<&'a str>,
-    pub prefix: Option<&'a str>,
+    // Keys as stored: UTF-8, or WTF-8 when a key holds a lone surrogate (as workerd keeps them).
+    pub start: Option<&'a [u8]>,
+    pub start_after: Option<&'a [u8]>,
+    pub end: Option<&'a [u8]>,
+    pub prefix: Option<&'a [u8]>,
     pub reverse: bool,
     /// Must be positive when given.
     pub limit: Option<f64>,
@@ -40,13 +41,13 @@ impl KeyRange {
             Some(l) => Some(l.min(u64::MAX as f64) as u64),
         };
         let mut lower: Option<(Vec<u8>, bool)> = match (o.start, o.start_after) {
-            (Some(s), _) => Some((s.as_bytes().to_vec(), true)),
-            (None, Some(s)) => Some((s.as_bytes().to_vec(), false)),
+            (Some(s), _) => Some((s.to_vec(), true)),
+            (None, Some(s)) => Some((s.to_vec(), false)),
             (None, None) => None,
         };
-        let mut upper: Option<Vec<u8>> = o.end.map(|e| e.as_bytes().to_vec());
+        let mut upper: Option<Vec<u8>> = o.end.map(<[u8]>::to_vec);
 
-        if let Some(prefix) = o.prefix.map(str::as_bytes).filter(|p| !p.is_empty()) {
+        if let Some(prefix) = o.prefix.filter(|p| !p.is_empty()) {
             match &lower {
                 Some((start, _)) if start.as_slice() >= prefix => {
                     if !start.starts_with(prefix) {
@@ -102,7 +103,7 @@ mod tests {
 
     #[test]
     fn option_errors_are_workerds() {
-        let both = ListOptions { start: Some("a"), start_after: Some("b"), ..Default::default() };
+        let both = ListOptions { start: Some(b"a"), start_after: Some(b"b"), ..Default::default() };
         assert_eq!(
             KeyRange::new(&both).unwrap_err(),
             StorageError::type_error("list() cannot be called with both start and startAfter values.")
@@ -115,18 +116,18 @@ mod tests {
 
     #[test]
     fn prefix_clamps_the_range() {
-        let r = range(ListOptions { prefix: Some("ab"), ..Default::default() }).unwrap();
+        let r = range(ListOptions { prefix: Some(b"ab"), ..Default::default() }).unwrap();
         assert_eq!(r.lower, Some((b"ab".to_vec(), true)));
         assert_eq!(r.upper, Some(b"ac".to_vec()));
         // start inside the prefix is kept; start after it empties the range
-        let r = range(ListOptions { prefix: Some("ab"), start: Some("abc"), ..Default::default() }).unwrap();
+        let r = range(ListOptions { prefix: Some(b"ab"), start: Some(b"abc"), ..Default::default() }).unwrap();
         assert_eq!(r.lower, Some((b"abc".to_vec(), true)));
-        assert!(range(ListOptions { prefix: Some("ab"), start: Some("b"), ..Default::default() }).is_none());
+        assert!(range(ListOptions { prefix: Some(b"ab"), start: Some(b"b"), ..Default::default() }).is_none());
         // end before the prefix empties it, end inside is kept, end after is clamped
-        assert!(range(ListOptions { prefix: Some("b"), end: Some("a"), ..Default::default() }).is_none());
-        let r = range(ListOptions { prefix: Some("b"), end: Some("bb"), ..Default::default() }).unwrap();
+        assert!(range(ListOptions { prefix: Some(b"b"), end: Some(b"a"), ..Default::default() }).is_none());
+        let r = range(ListOptions { prefix: Some(b"b"), end: Some(b"bb"), ..Default::default() }).unwrap();
         assert_eq!(r.upper, Some(b"bb".to_vec()));
-        let r = range(ListOptions { prefix: Some("b"), end: Some("z"), ..Default::default() }).unwrap();
+        let r = range(ListOptions { prefix: Some(b"b"), end: Some(b"z"), ..Default::default() }).unwrap();
         assert_eq!(r.upper, Some(b"c".to_vec()));
     }
 
@@ -140,9 +141,9 @@ mod tests {
 
     #[test]
     fn empty_ranges_are_not_errors() {
-        assert!(range(ListOptions { start: Some("b"), end: Some("a"), ..Default::default() }).is_none());
-        assert!(range(ListOptions { start: Some("a"), end: Some("a"), ..Default::default() }).is_none());
-        assert!(range(ListOptions { start_after: Some("a"), end: Some("a\0"), ..Default::default() }).is_none());
-        assert!(range(ListOptions { start_after: Some("a"), end: Some("a\0\0"), ..Default::default() }).is_some());
+        assert!(range(ListOptions { start: Some(b"b"), end: Some(b"a"), ..Default::default() }).is_none());
+        assert!(range(ListOptions { start: Some(b"a"), end: Some(b"a"), ..Default::default() }).is_none());
+        assert!(range(ListOptions { start_after: Some(b"a"), end: Some(b"a\0"), ..Default::default() }).is_none());
+        assert!(range(ListOptions { start_after: Some(b"a"), end: Some(b"a\0\0"), ..Default::default() }).is_some());
     }
 }

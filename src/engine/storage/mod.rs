@@ -9,6 +9,7 @@ mod connection;
 pub mod durability;
 pub mod error;
 pub mod key_range;
+mod kv_table;
 pub mod location;
 pub mod object_database;
 pub mod object_store;

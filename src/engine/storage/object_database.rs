@@ -18,12 +18,12 @@ use super::authorizer::{self, AuthorizerState, Denial, TRANSACTION_STATEMENT_MES
 use super::durability::{Durability, NewFiles, SyncTarget};
 use super::error::{Result, StorageError};
 use super::key_range::KeyRange;
+use super::kv_table::KvTable;
 use super::location::wal_path;
 use super::raw_statement::{RawStatement, SqlParam, SqlValue, Step};
 use super::sql_text::{self, MULTI_STATEMENT_PARAMETERS_MESSAGE, NO_STATEMENT_MESSAGE, WRONG_PARAMETER_COUNT_MESSAGE};
 use super::connection;
 
-const KV_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID";
 
 /// Cursor ids are never reused, so a stale id held by JavaScript (after deleteAll or a
 /// rollback ended its cursor) cannot reach a newer cursor.
@@ -73,9 +73,10 @@ pub struct OpenDatabase {
     // Declared before `conn`: statements are finalized before the connection closes.
     cursors: HashMap<u32, Cursor>,
     prepared: Vec<Option<Prepared>>,
+    /// None while `_cf_KV` does not exist (nothing was ever put).
+    kv: Option<KvTable>,
     conn: Connection,
     auth: AuthorizerState,
-    kv_table: bool,
     in_txn: bool,
     savepoints: u32,
 }
@@ -142,13 +143,13 @@ impl ObjectDatabase {
         let mut db = OpenDatabase {
             cursors: HashMap::new(),
             prepared: Vec::new(),
+            kv: None,
             conn,
             auth,
-            kv_table: false,
             in_txn: false,
             savepoints: 0,
         };
-        db.kv_table = db.table_exists("_cf_KV")?;
+        db.kv = KvTable::open(&db.conn, &db.auth, false)?;
         self.db = Some(db);
         self.known_missing = false;
         if !existed {
@@ -168,51 +169,35 @@ impl ObjectDatabase {
 
     // ---- KV -------------------------------------------------------------------------
 
-    pub fn kv_get(&mut self, key: &str, out: &mut Vec<u8>) -> Result<bool> {
-        let db = self.db();
-        if !db.kv_table {
-            return Ok(false);
+    pub fn kv_get(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        match &mut self.db().kv {
+            None => Ok(false),
+            Some(kv) => kv.get(key, out),
         }
-        db.internal(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT value FROM _cf_KV WHERE key = ?1")?;
-            let mut rows = stmt.query([key])?;
-            match rows.next()? {
-                None => Ok(false),
-                Some(row) => {
-                    match row.get_ref(0)? {
-                        ValueRef::Blob(b) | ValueRef::Text(b) => out.extend_from_slice(b),
-                        _ => {}
-                    }
-                    Ok(true)
-                }
-            }
-        })
     }
 
-    pub fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<()> {
+    pub fn kv_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let db = self.db();
         db.begin_implicit()?;
-        db.ensure_kv_table()?;
-        db.internal(|conn| {
-            conn.prepare_cached("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?1, ?2)")?
-                .execute(rusqlite::params![key, value])
-                .map(drop)
-        })
+        if db.kv.is_none() {
+            db.kv = KvTable::open(&db.conn, &db.auth, true)?;
+        }
+        db.kv.as_mut().expect("created").put(key, value)
     }
 
-    pub fn kv_delete(&mut self, key: &str) -> Result<bool> {
+    pub fn kv_delete(&mut self, key: &[u8]) -> Result<bool> {
         let db = self.db();
-        if !db.kv_table {
+        if db.kv.is_none() {
             return Ok(false);
         }
         db.begin_implicit()?;
-        db.internal(|conn| Ok(conn.prepare_cached("DELETE FROM _cf_KV WHERE key = ?1")?.execute([key])? > 0))
+        db.kv.as_mut().expect("exists").delete(key)
     }
 
     /// Lists a range, calling `entry(key, value)` in order; returns how many were listed.
     pub fn kv_list(&mut self, range: &KeyRange, mut entry: impl FnMut(&[u8], &[u8])) -> Result<u64> {
         let db = self.db();
-        if !db.kv_table {
+        if db.kv.is_none() {
             return Ok(0);
         }
         let mut sql = String::from("SELECT key, value FROM _cf_KV WHERE 1");
@@ -431,7 +416,7 @@ impl ObjectDatabase {
         let sql = if commit { format!("RELEASE {name}") } else { format!("ROLLBACK TO {name}; RELEASE {name}") };
         db.internal(|conn| conn.execute_batch(&sql))?;
         if !commit {
-            db.kv_table = db.table_exists("_cf_KV")?;
+            db.reload_kv_table()?;
         }
         Ok(())
     }
@@ -488,18 +473,10 @@ impl OpenDatabase {
         result.map_err(StorageError::from)
     }
 
-    fn table_exists(&self, name: &str) -> Result<bool> {
-        self.internal(|conn| {
-            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get::<_, i64>(0))
-                .map(|n| n > 0)
-        })
-    }
-
-    fn ensure_kv_table(&mut self) -> Result<()> {
-        if !self.kv_table {
-            self.internal(|conn| conn.execute_batch(KV_TABLE_SQL))?;
-            self.kv_table = true;
-        }
+    /// After a rollback the KV table may be gone (if the rolled-back writes created it).
+    fn reload_kv_table(&mut self) -> Result<()> {
+        self.kv = None;
+        self.kv = KvTable::open(&self.conn, &self.auth, false)?;
         Ok(())
     }
 
@@ -523,7 +500,9 @@ impl OpenDatabase {
         }
         self.in_txn = false;
         self.savepoints = 0;
-        self.kv_table = self.table_exists("_cf_KV").unwrap_or(false);
+        if self.reload_kv_table().is_err() {
+            self.kv = None;
+        }
     }
 
     /// Prepares user SQL under the policy, turning a denied transaction statement into
@@ -541,105 +520,113 @@ impl OpenDatabase {
         Ok((stmt, consumed))
     }
 
-    fn cursor_statement(&mut self, cursor: u32) -> &mut RawStatement {
-        match &mut self.cursors.get_mut(&cursor).expect("open cursor").stmt {
-            CursorStatement::Cached(idx) => &mut self.prepared[*idx].as_mut().expect("prepared").stmt,
-            CursorStatement::Owned(s) => s,
-        }
-    }
-
     fn start_cursor(&mut self, stmt: CursorStatement, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<CursorState> {
-        let changes_before = self.conn.total_changes() as i64;
-        let cursor = NEXT_CURSOR.fetch_add(1, Ordering::Relaxed);
-        self.cursors.insert(cursor, Cursor { stmt, rows_returned: 0, rows_written: 0, changes_before });
-        let prepared = (|| {
-            let stmt = self.cursor_statement(cursor);
-            if stmt.parameter_count() != params.len() {
-                return Err(StorageError::error(WRONG_PARAMETER_COUNT_MESSAGE));
-            }
-            stmt.bind_all(params)?;
-            let writes = !stmt.is_readonly();
-            if writes {
-                self.begin_implicit()?;
-            }
-            Ok(writes)
-        })();
-        let writes = match prepared {
+        let mut cursor = Cursor { stmt, rows_returned: 0, rows_written: 0, changes_before: self.conn.total_changes() as i64 };
+        let writes = match self.bind(&mut cursor, params) {
             Ok(writes) => writes,
             Err(e) => {
-                self.finish_cursor(cursor);
+                self.release(cursor);
                 return Err(e);
             }
         };
         // Cloudflare steps to the first row inside exec(); the rest come lazily. A statement
         // that writes runs to its end here (its RETURNING rows are buffered), so the turn's
         // COMMIT never meets an unfinished write.
-        self.step_into(cursor, sink, if writes { StepMode::All } else { StepMode::First })
+        self.step(None, cursor, sink, if writes { StepMode::All } else { StepMode::First })
     }
 
-    fn continue_cursor(&mut self, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
-        if !self.cursors.contains_key(&cursor) {
+    /// Binds the parameters; returns whether the statement writes (and then opens the turn's
+    /// transaction).
+    fn bind(&mut self, cursor: &mut Cursor, params: &[SqlParam<'_>]) -> Result<bool> {
+        let stmt = statement_of(&mut self.prepared, cursor);
+        if stmt.parameter_count() != params.len() {
+            return Err(StorageError::error(WRONG_PARAMETER_COUNT_MESSAGE));
+        }
+        stmt.bind_all(params)?;
+        let writes = !stmt.is_readonly();
+        if writes {
+            self.begin_implicit()?;
+        }
+        Ok(writes)
+    }
+
+    fn continue_cursor(&mut self, id: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
+        match self.cursors.remove(&id) {
             // Finished, or closed by deleteAll()/a rollback: nothing more to read.
-            return Ok(CursorState::default());
+            None => Ok(CursorState::default()),
+            Some(cursor) => self.step(Some(id), cursor, sink, StepMode::Batch),
         }
-        self.step_into(cursor, sink, StepMode::Batch)
     }
 
-    fn step_into(&mut self, cursor: u32, sink: &mut dyn RowSink, mode: StepMode) -> Result<CursorState> {
-        let mut done = false;
-        let mut returned = 0;
-        let result = (|| {
-            let stmt = self.cursor_statement(cursor);
-            loop {
-                match stmt.step()? {
-                    Step::Done => {
-                        done = true;
-                        break;
-                    }
-                    Step::Row => {
-                        let n = stmt.column_count();
-                        let mut values = (0..n).map(|i| stmt.value(i));
-                        sink.row(&mut values);
-                        returned += 1;
-                        let stop = match mode {
-                            StepMode::First => true,
-                            StepMode::Batch => sink.full(),
-                            StepMode::All => false,
-                        };
-                        if stop {
-                            break;
-                        }
-                    }
-                }
+    /// Steps a cursor; keeps it (under `id`, or a new id) only while rows remain.
+    fn step(&mut self, id: Option<u32>, mut cursor: Cursor, sink: &mut dyn RowSink, mode: StepMode) -> Result<CursorState> {
+        let stmt = statement_of(&mut self.prepared, &mut cursor);
+        let stepped = step_rows(stmt, sink, mode);
+        let fullscan = stmt.fullscan_steps();
+        cursor.rows_returned += stepped.as_ref().map_or(0, |(n, _)| *n);
+        cursor.rows_written = (self.conn.total_changes() as i64 - cursor.changes_before).max(0) as u64;
+        let mut state =
+            CursorState { cursor: None, rows_read: cursor.rows_returned + fullscan, rows_written: cursor.rows_written };
+        match stepped {
+            Err(e) => {
+                self.release(cursor);
+                Err(e)
             }
-            Ok::<_, StorageError>(stmt.fullscan_steps())
-        })();
-        let total_changes = self.conn.total_changes() as i64;
-        let c = self.cursors.get_mut(&cursor).expect("open cursor");
-        c.rows_returned += returned;
-        c.rows_written = (total_changes - c.changes_before).max(0) as u64;
-        let state = CursorState {
-            cursor: None,
-            rows_read: c.rows_returned + result.as_ref().copied().unwrap_or(0),
-            rows_written: c.rows_written,
-        };
-        if result.is_err() || done {
-            self.finish_cursor(cursor);
+            Ok((_, true)) => {
+                self.release(cursor);
+                Ok(state)
+            }
+            Ok((_, false)) => {
+                let id = id.unwrap_or_else(|| NEXT_CURSOR.fetch_add(1, Ordering::Relaxed));
+                self.cursors.insert(id, cursor);
+                state.cursor = Some(id);
+                Ok(state)
+            }
         }
-        result?;
-        Ok(CursorState { cursor: (!done).then_some(cursor), ..state })
     }
 
-    fn finish_cursor(&mut self, cursor: u32) {
-        if let Some(c) = self.cursors.remove(&cursor) {
-            match c.stmt {
-                CursorStatement::Cached(idx) => {
-                    if let Some(p) = self.prepared.get_mut(idx).and_then(Option::as_mut) {
-                        p.stmt.reset();
-                        p.busy = false;
-                    }
+    fn finish_cursor(&mut self, id: u32) {
+        if let Some(cursor) = self.cursors.remove(&id) {
+            self.release(cursor);
+        }
+    }
+
+    /// Returns a cursor's statement: a cached one is reset for its next use.
+    fn release(&mut self, cursor: Cursor) {
+        if let CursorStatement::Cached(idx) = cursor.stmt {
+            if let Some(p) = self.prepared.get_mut(idx).and_then(Option::as_mut) {
+                p.stmt.reset();
+                p.busy = false;
+            }
+        }
+    }
+}
+
+fn statement_of<'a>(prepared: &'a mut [Option<Prepared>], cursor: &'a mut Cursor) -> &'a mut RawStatement {
+    match &mut cursor.stmt {
+        CursorStatement::Cached(idx) => &mut prepared[*idx].as_mut().expect("prepared").stmt,
+        CursorStatement::Owned(s) => s,
+    }
+}
+
+/// Steps `stmt`, handing rows to `sink`; returns how many rows and whether it finished.
+fn step_rows(stmt: &mut RawStatement, sink: &mut dyn RowSink, mode: StepMode) -> Result<(u64, bool)> {
+    let mut returned = 0;
+    loop {
+        match stmt.step()? {
+            Step::Done => return Ok((returned, true)),
+            Step::Row => {
+                let n = stmt.column_count();
+                sink.row(&mut (0..n).map(|i| stmt.value(i)));
+                returned += 1;
+                let stop = match mode {
+                    StepMode::First => true,
+                    StepMode::Batch => sink.full(),
+                    StepMode::All => false,
+                };
+                if stop {
+                    return Ok((returned, false));
                 }
-                CursorStatement::Owned(stmt) => drop(stmt),
             }
         }
     }

@@ -106,6 +106,28 @@ impl RawStatement {
         Ok(())
     }
 
+    /// Binds text or a blob without copying it. The caller must reset the statement before
+    /// `bytes` goes away (SQLite may read it until then).
+    pub fn bind_borrowed(&mut self, index: usize, bytes: &[u8], text: bool) -> Result<()> {
+        let ptr = if bytes.is_empty() { [0u8; 1].as_ptr() } else { bytes.as_ptr() };
+        let rc = unsafe {
+            if text {
+                ffi::sqlite3_bind_text64(self.stmt, index as c_int, ptr.cast(), bytes.len() as u64, ffi::SQLITE_STATIC(), ffi::SQLITE_UTF8 as u8)
+            } else {
+                ffi::sqlite3_bind_blob64(self.stmt, index as c_int, ptr.cast(), bytes.len() as u64, ffi::SQLITE_STATIC())
+            }
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(last_error(self.db, rc));
+        }
+        Ok(())
+    }
+
+    /// Rows changed by the last completed INSERT, UPDATE or DELETE on this connection.
+    pub fn changes(&self) -> u64 {
+        unsafe { ffi::sqlite3_changes64(self.db) as u64 }
+    }
+
     pub fn step(&mut self) -> Result<Step> {
         match unsafe { ffi::sqlite3_step(self.stmt) } {
             ffi::SQLITE_ROW => Ok(Step::Row),
@@ -116,6 +138,11 @@ impl RawStatement {
                 Err(err)
             }
         }
+    }
+
+    /// Ends the current execution; bindings stay (see `reset` to clear them too).
+    pub fn rewind(&mut self) {
+        unsafe { ffi::sqlite3_reset(self.stmt) };
     }
 
     /// Makes the statement ready for its next execution.

@@ -1,0 +1,96 @@
+// The Durable Object anchor: Miniflare 4 (npm `miniflare`, a devDependency), which runs the
+// real workerd, with the SQLite-backed object `Counter` of bench/miniflare/worker.mjs
+// persisted on disk (`durableObjectsPersist`), like ours.
+//
+// In-object loops are called over RPC through Miniflare's Node proxy and timed from Node
+// around the call; the proxy's own round trip (the median of a few ping() calls) is
+// subtracted, as in the anchor measurements of the design notes (Date.now() inside workerd
+// only advances on I/O, so the object cannot time itself). Sequential one-write-per-event
+// loops run inside workerd (a Worker calling the object: Miniflare's fastest path), timed
+// from Node around one HTTP request.
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+import { median, now } from "../util.mjs";
+
+const require = createRequire(import.meta.url);
+const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "miniflare", "worker.mjs");
+
+export const miniflareVersions = () => ({
+  miniflare: require("miniflare/package.json").version,
+  workerd: require("workerd/package.json").version,
+});
+
+/** Starts Miniflare with its objects persisted in `persistDir`. */
+export async function startMiniflare(persistDir) {
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: WORKER,
+    modulesRoot: path.dirname(WORKER),
+    compatibilityDate: "2025-04-01",
+    durableObjects: { COUNTER: { className: "Counter", useSQLite: true } },
+    durableObjectsPersist: persistDir,
+    host: "127.0.0.1",
+    port: 0,
+  });
+  const url = await mf.ready;
+  const ns = await mf.getDurableObjectNamespace("COUNTER");
+  let objects = 0;
+
+  /** A new object, instantiated (its constructor creates the `rows` table) before timing. */
+  async function fresh() {
+    const stub = ns.get(ns.idFromName(`bench-${objects++}`));
+    await stub.ping();
+    return stub;
+  }
+
+  /** The proxy's round trip for a trivial call, in ms. */
+  async function proxyOverhead() {
+    const stub = await fresh();
+    const ms = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = now();
+      await stub.ping();
+      ms.push(now() - t0);
+    }
+    return median(ms);
+  }
+  let overhead = await proxyOverhead();
+
+  return {
+    /** Re-measures the proxy overhead (call it next to the timed calls it corrects). */
+    async calibrate() {
+      overhead = await proxyOverhead();
+      return overhead;
+    },
+
+    /**
+     * One timed call of the object's in-object loop `method(...args)` on a new object,
+     * minus the proxy overhead, in ms. `prepare(stub)` runs first, untimed.
+     */
+    async inObject(method, args, prepare) {
+      const stub = await fresh();
+      if (prepare) await prepare(stub);
+      const t0 = now();
+      await stub[method](...args);
+      return now() - t0 - overhead;
+    },
+
+    /** `n` sequential RPC calls `kind` (see /loop in worker.mjs) from a Worker to a new object, in ms. */
+    async loop(kind, n) {
+      const name = `loop-${objects++}`;
+      await (await fetch(new URL(`/loop?kind=ping&n=1&name=${name}`, url))).text(); // instantiate
+      const t0 = now();
+      const res = await fetch(new URL(`/loop?kind=${kind}&n=${n}&name=${name}`, url));
+      await res.json();
+      return now() - t0;
+    },
+
+    get overheadMs() {
+      return overhead;
+    },
+
+    close: () => mf.dispose(),
+  };
+}
