@@ -497,7 +497,16 @@ describe("binary data", () => {
     check(new Uint8Array(rab(), 1));
     check(new DataView(rab()));
     check(new DataView(rab(), 1, 2));
+    // Buffers already at their maximum size (probed by shrinking instead).
     check(new Uint32Array(new ArrayBuffer(8, { maxByteLength: 8 })));
+    check(new Uint32Array(new ArrayBuffer(8, { maxByteLength: 8 }), 0, 2));
+    check(new Uint16Array(new ArrayBuffer(8, { maxByteLength: 8 }), 2));
+    check(new DataView(new ArrayBuffer(8, { maxByteLength: 8 }), 2, 6));
+    check(new DataView(new ArrayBuffer(8, { maxByteLength: 8 }), 2));
+    const full = new ArrayBuffer(8, { maxByteLength: 8 });
+    new Uint8Array(full).set([1, 2, 3, 4, 5, 6, 7, 8]);
+    serialize(new Uint16Array(full, 2, 3));
+    assert.deepEqual([...new Uint8Array(full)], [1, 2, 3, 4, 5, 6, 7, 8], "bytes restored after probing");
     const tracking = deserialize(serialize(new Uint16Array(rab())));
     tracking.buffer.resize(8);
     assert.equal(tracking.length, 4, "still length-tracking after the round trip");

@@ -14,8 +14,6 @@ import { DurableObjectStorage } from "./storage.js";
 
 export type ObjectClass = new (ctx: DurableObjectState, env: any) => object;
 
-type Outcome<T> = { ok: true; value: T; gate: Promise<void> | undefined } | { ok: false; error: unknown; gate: Promise<void> | undefined };
-
 const noop = () => {};
 
 export class ObjectRuntime implements StateHost {
@@ -27,8 +25,9 @@ export class ObjectRuntime implements StateHost {
   readonly #env: unknown;
   #instance: object | undefined;
   #state: DurableObjectState | undefined;
-  /** Settles when the previous event's handler has finished. */
-  #tail: Promise<void> = Promise.resolve();
+  /** An event's handler is running; others wait in `#queue`. */
+  #running = false;
+  readonly #queue: { start: () => void; fail: (error: unknown) => void }[] = [];
   /** An open blockConcurrencyWhile(): events wait for it. */
   #blocked: Promise<unknown> | undefined;
   readonly #waitUntil = new Set<Promise<unknown>>();
@@ -43,46 +42,69 @@ export class ObjectRuntime implements StateHost {
   }
 
   fetch(request: Request): Promise<Response> {
-    return this.#deliver(async (instance) => {
+    return this.#deliver((instance) => {
       const handler = (instance as { fetch?: (r: Request) => unknown }).fetch;
       if (typeof handler !== "function") throw new TypeError("Handler does not export a fetch() function.");
-      const response = await handler.call(instance, request);
-      if (!(response instanceof Response)) {
-        throw new TypeError("Incorrect type for Promise: the Promise did not resolve to 'Response'.");
-      }
-      return response;
-    });
+      return Promise.resolve(handler.call(instance, request)).then((response) => {
+        if (!(response instanceof Response)) {
+          throw new TypeError("Incorrect type for Promise: the Promise did not resolve to 'Response'.");
+        }
+        return response;
+      });
+    }, true);
   }
 
   /** Runs `callback` as an event of this object (see testing.ts). */
   run<T>(callback: (instance: object, state: DurableObjectState) => T | Promise<T>): Promise<T> {
-    return this.#deliver(async (instance) => callback(instance, this.#state!), false);
+    return this.#deliver((instance) => callback(instance, this.#state!), false);
   }
 
-  #deliver<T>(handler: (instance: object) => Promise<T>, remote = true): Promise<T> {
-    const ran = this.#tail.then(() => this.#run(handler, remote));
-    this.#tail = ran.then(noop, noop);
-    return ran.then(async (outcome) => {
-      if (outcome.gate !== undefined) await outcome.gate;
-      if (!outcome.ok) throw outcome.error;
-      return outcome.value;
+  /**
+   * Delivers an event: at once when the object is idle (no promise hops on the fast
+   * path), else after the events before it. Its result goes to the caller once the
+   * writes issued before it are durable. Errors are copied as a remote caller sees them
+   * when `remote`.
+   */
+  #deliver<T>(handler: (instance: object) => T | Promise<T>, remote: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = () => this.#start(handler, remote, resolve, reject);
+      if (this.#running || this.#blocked !== undefined) {
+        this.#queue.push({ start, fail: (error) => reject(remote ? remoteError(error) : error) });
+      } else {
+        start();
+      }
     });
   }
 
-  async #run<T>(handler: (instance: object) => Promise<T>, remote: boolean): Promise<Outcome<T>> {
+  #start<T>(handler: (instance: object) => T | Promise<T>, remote: boolean, resolve: (v: T) => void, reject: (e: unknown) => void): void {
+    this.#running = true;
+    const finish = (ok: boolean, value: unknown) => {
+      // Outputs wait for the writes issued before them; the next event need not.
+      const gate = this.commits.whenDurable();
+      this.#running = false;
+      this.#next();
+      const settle = () => (ok ? resolve(value as T) : reject(remote ? remoteError(value) : value));
+      if (gate === undefined) settle();
+      else gate.then(settle, reject);
+    };
+    let result: T | Promise<T>;
     try {
-      await this.#unblocked();
       const instance = this.#activate();
-      await this.#unblocked(); // a constructor may have called blockConcurrencyWhile()
-      const value = await handler(instance);
-      return { ok: true, value, gate: this.commits.whenDurable() };
+      // A constructor that called blockConcurrencyWhile() holds this event back too.
+      const blocked = this.#blocked;
+      result = blocked === undefined ? handler(instance) : blocked.then(() => handler(this.#activate()));
     } catch (error) {
-      return { ok: false, error: remote ? remoteError(error) : error, gate: this.commits.whenDurable() };
+      finish(false, error);
+      return;
     }
+    if (result instanceof Promise) result.then((v) => finish(true, v), (e) => finish(false, e));
+    else finish(true, result);
   }
 
-  async #unblocked(): Promise<void> {
-    while (this.#blocked !== undefined) await this.#blocked;
+  /** Starts the next queued event, unless a critical section holds them back. */
+  #next(): void {
+    if (this.#running || this.#blocked !== undefined) return;
+    this.#queue.shift()?.start();
   }
 
   #activate(): object {
@@ -106,11 +128,13 @@ export class ObjectRuntime implements StateHost {
     const blocked = run.then(
       () => {
         if (this.#blocked === blocked) this.#blocked = undefined;
+        this.#next();
       },
       (error) => {
         if (this.#blocked === blocked) this.#blocked = undefined;
-        // A failed critical section resets the object; events that waited for it fail.
+        // A failed critical section resets the object; the events that waited for it fail.
         this.reset(error);
+        for (const waiting of this.#queue.splice(0)) waiting.fail(error);
         throw error;
       },
     );
@@ -127,7 +151,9 @@ export class ObjectRuntime implements StateHost {
 
   /** Commits, waits for durability and in-flight work, and closes the object's storage. */
   async close(): Promise<void> {
-    await this.#tail;
+    while (this.#running || this.#queue.length > 0 || this.#blocked !== undefined) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     await Promise.all(this.#waitUntil);
     this.commits.commit();
     const gate = this.commits.whenDurable();

@@ -13,8 +13,8 @@ import { fileURLToPath } from "node:url";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-// Miniflare 4 and the addon need Node 22+; `npm run` may bring an older `node`, so use the
-// Node 24 of devDependencies instead.
+// Miniflare 4 and the addon need Node 22+. `npm run bench` finds the Node 22 of
+// devDependencies first on PATH; run directly with an older `node`, re-run under their Node 24.
 if (!process.versions.bun && Number(process.versions.node.split(".")[0]) < 22) {
   const node24 = path.join(root, "node_modules", "node24", "bin", "node");
   if (!fs.existsSync(node24)) {

@@ -77,6 +77,13 @@ function checkedSlice(name: string, bytes: number[], expected: string): Slice | 
  */
 const STRING_CACHE_SIZE = 4096; // power of two
 const stringCache: (string | undefined)[] = new Array<string | undefined>(STRING_CACHE_SIZE).fill(undefined);
+/**
+ * Each slot's bytes (CACHED_STRING per slot) and length + 1 (0: empty), so a
+ * hit is confirmed by comparing bytes with bytes, which is much cheaper than
+ * charCodeAt() on the cached string.
+ */
+const stringCacheBytes = new Uint8Array(STRING_CACHE_SIZE * CACHED_STRING);
+const stringCacheLength = new Uint8Array(STRING_CACHE_SIZE);
 
 /** Builds a short one-byte string from bytes. */
 function latin1Short(b: Uint8Array, p: number, n: number): string {
@@ -269,13 +276,18 @@ export class ValueDecoder {
         if (n > 3) h = (h * 31 + b[p + 1]! * 5 + b[p + n - 2]!) | 0;
       }
       const slot = (h ^ (h >>> 11)) & (STRING_CACHE_SIZE - 1);
-      const cached = stringCache[slot];
-      if (cached !== undefined && cached.length === n) {
+      const base = slot * CACHED_STRING;
+      const cache = stringCacheBytes;
+      if (stringCacheLength[slot] === n + 1) {
         let i = 0;
-        while (i < n && cached.charCodeAt(i) === b[p + i]) i++;
-        if (i === n) return cached;
+        while (i < n && cache[base + i] === b[p + i]) i++;
+        if (i === n) return stringCache[slot]!;
       }
-      return (stringCache[slot] = latin1Short(b, p, n));
+      const s = latin1Short(b, p, n);
+      for (let i = 0; i < n; i++) cache[base + i] = b[p + i]!;
+      stringCacheLength[slot] = n + 1;
+      stringCache[slot] = s;
+      return s;
     }
     if (latin1Slice !== undefined) return latin1Slice.call(b, p, p + n);
     return fromCodeUnits(b.subarray(p, p + n));

@@ -37,6 +37,10 @@
 import { types } from "node:util";
 import { cloneError, notCloneable, DETACHED_MESSAGE } from "./errors.js";
 import {
+  Kind,
+  PROTO_KIND,
+  UNCLONEABLE_PROTOS,
+  isLengthTracking,
   LITTLE_ENDIAN_HOST,
   REGEXP_FLAGS,
   VIEW_FLAG_BACKED_BY_RAB,
@@ -84,47 +88,6 @@ const ENCODE_INTO_MIN_LENGTH = 64;
 const VIEW_CACHE_SIZE = 128;
 /** 2**64 - 1: a BigInt magnitude up to this has a single 64-bit digit. */
 const MAX_ONE_DIGIT = 0xffff_ffff_ffff_ffffn;
-
-// Kinds for the prototype hint in writeOtherObject().
-const Kind = { Date: 1, Map: 2, Set: 3, RegExp: 4, ArrayBuffer: 5, Error: 6, Boxed: 7 } as const;
-type Kind = (typeof Kind)[keyof typeof Kind];
-
-// Direct prototypes of built-ins, to guess an object's kind with one lookup
-// before confirming it with a single brand check.
-const PROTO_KIND = new Map<object, Kind>([
-  [Date.prototype, Kind.Date],
-  [Map.prototype, Kind.Map],
-  [Set.prototype, Kind.Set],
-  [RegExp.prototype, Kind.RegExp],
-  [ArrayBuffer.prototype, Kind.ArrayBuffer],
-  [Error.prototype, Kind.Error],
-  [EvalError.prototype, Kind.Error],
-  [RangeError.prototype, Kind.Error],
-  [ReferenceError.prototype, Kind.Error],
-  [SyntaxError.prototype, Kind.Error],
-  [TypeError.prototype, Kind.Error],
-  [URIError.prototype, Kind.Error],
-  [Number.prototype, Kind.Boxed],
-  [String.prototype, Kind.Boxed],
-  [Boolean.prototype, Kind.Boxed],
-  [BigInt.prototype, Kind.Boxed],
-]);
-
-// Objects V8 refuses (not JS_OBJECT_TYPE or another cloneable instance type)
-// that util.types cannot recognise: iterators, WeakRef, FinalizationRegistry.
-// Recognised by their direct prototype.
-const UNCLONEABLE_PROTOS = new Set<object>();
-{
-  const add = (p: unknown): void => {
-    if (typeof p === "object" && p !== null) UNCLONEABLE_PROTOS.add(p);
-  };
-  add(getPrototypeOf([][Symbol.iterator]()));
-  add(getPrototypeOf(""[Symbol.iterator]()));
-  add(getPrototypeOf(/a/[Symbol.matchAll]("")));
-  const g = globalThis as { WeakRef?: { prototype: object }; FinalizationRegistry?: { prototype: object } };
-  add(g.WeakRef?.prototype);
-  add(g.FinalizationRegistry?.prototype);
-}
 
 /** True if V8 would write this number as a Smi in workerd (31-bit range, not -0). */
 function isSmi(v: number): boolean {
@@ -819,36 +782,5 @@ export class ValueEncoder {
       this.writeValue(causeDesc.value);
     }
     this.writeByte(0x2e); // '.' end
-  }
-}
-
-/**
- * Whether a view on a resizable buffer tracks the buffer's length (created
- * without an explicit length). JavaScript has no accessor for this, so when
- * the view reaches the end of the buffer we grow the buffer by one element,
- * see whether the view followed, and shrink it back (growing zero-fills and
- * shrinking back keeps every original byte). When the buffer cannot grow we
- * cannot tell, and assume a view that reaches the end is length-tracking.
- */
-function isLengthTracking(
-  view: ArrayBufferView,
-  buffer: ArrayBuffer,
-  byteOffset: number,
-  byteLength: number,
-  elementSize: number,
-  isDataView: boolean,
-): boolean {
-  const bufferLength = arrayBufferByteLength.call(buffer);
-  const trackedLength = Math.floor((bufferLength - byteOffset) / elementSize) * elementSize;
-  if (byteLength !== trackedLength) return false;
-  const max = arrayBufferMaxByteLength!.call(buffer);
-  if (bufferLength + elementSize > max) return true;
-  const rab = buffer as ArrayBuffer & { resize(n: number): void };
-  rab.resize(bufferLength + elementSize);
-  try {
-    const grown = isDataView ? dataViewByteLength.call(view) : typedArrayByteLength.call(view);
-    return grown !== byteLength;
-  } finally {
-    rab.resize(bufferLength);
   }
 }

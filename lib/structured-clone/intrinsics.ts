@@ -105,3 +105,97 @@ export const VIEW_FLAG_BACKED_BY_RAB = 2;
 
 /** True when the host stores multi-byte numbers little-endian (x64, arm64). */
 export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+// ---------------------------------------------------------------------------
+// Used by the encoder to classify objects and views.
+
+/** Kinds for the encoder's prototype hint (see PROTO_KIND). */
+export const Kind = { Date: 1, Map: 2, Set: 3, RegExp: 4, ArrayBuffer: 5, Error: 6, Boxed: 7 } as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+// Direct prototypes of built-ins, to guess an object's kind with one lookup
+// before confirming it with a single brand check.
+export const PROTO_KIND = new Map<object, Kind>([
+  [Date.prototype, Kind.Date],
+  [Map.prototype, Kind.Map],
+  [Set.prototype, Kind.Set],
+  [RegExp.prototype, Kind.RegExp],
+  [ArrayBuffer.prototype, Kind.ArrayBuffer],
+  [Error.prototype, Kind.Error],
+  [EvalError.prototype, Kind.Error],
+  [RangeError.prototype, Kind.Error],
+  [ReferenceError.prototype, Kind.Error],
+  [SyntaxError.prototype, Kind.Error],
+  [TypeError.prototype, Kind.Error],
+  [URIError.prototype, Kind.Error],
+  [Number.prototype, Kind.Boxed],
+  [String.prototype, Kind.Boxed],
+  [Boolean.prototype, Kind.Boxed],
+  [BigInt.prototype, Kind.Boxed],
+]);
+
+// Objects V8 refuses (not JS_OBJECT_TYPE or another cloneable instance type)
+// that util.types cannot recognise: iterators, WeakRef, FinalizationRegistry.
+// Recognised by their direct prototype.
+export const UNCLONEABLE_PROTOS = new Set<object>();
+{
+  const add = (p: unknown): void => {
+    if (typeof p === "object" && p !== null) UNCLONEABLE_PROTOS.add(p);
+  };
+  add(Object.getPrototypeOf([][Symbol.iterator]()));
+  add(Object.getPrototypeOf(""[Symbol.iterator]()));
+  add(Object.getPrototypeOf(/a/[Symbol.matchAll]("")));
+  const g = globalThis as { WeakRef?: { prototype: object }; FinalizationRegistry?: { prototype: object } };
+  add(g.WeakRef?.prototype);
+  add(g.FinalizationRegistry?.prototype);
+}
+
+/**
+ * Whether a view on a resizable buffer tracks the buffer's length (was
+ * created without an explicit length). JavaScript has no accessor for this,
+ * so when the view reaches the end of the buffer we resize the buffer by one
+ * element, see whether the view followed, and put the buffer back as it was:
+ * growing zero-fills and shrinking back keeps every original byte; shrinking
+ * first saves the bytes it drops and restores them after growing back.
+ * In the one case no resize can tell (a one-element view at offset 0 of a
+ * buffer already at its maximum size) we assume length-tracking.
+ */
+export function isLengthTracking(
+  view: ArrayBufferView,
+  buffer: ArrayBuffer,
+  byteOffset: number,
+  byteLength: number,
+  elementSize: number,
+  isDataView: boolean,
+): boolean {
+  const bufferLength = arrayBufferByteLength.call(buffer);
+  const trackedLength = Math.floor((bufferLength - byteOffset) / elementSize) * elementSize;
+  if (byteLength !== trackedLength) return false;
+  const rab = buffer as ArrayBuffer & { resize(n: number): void };
+  const lengthNow = (): number => {
+    try {
+      return isDataView ? dataViewByteLength.call(view) : typedArrayByteLength.call(view);
+    } catch {
+      return -1; // a DataView out of bounds throws
+    }
+  };
+  if (bufferLength + elementSize <= arrayBufferMaxByteLength!.call(buffer)) {
+    rab.resize(bufferLength + elementSize);
+    try {
+      return lengthNow() !== byteLength;
+    } finally {
+      rab.resize(bufferLength);
+    }
+  }
+  if (byteLength < elementSize || (byteLength === elementSize && byteOffset === 0)) return true;
+  // Shrinking puts a fixed-length view out of bounds (its length reads 0, or a
+  // DataView throws), while a length-tracking one just gets shorter.
+  const dropped = new Uint8Array(buffer, bufferLength - elementSize, elementSize).slice();
+  rab.resize(bufferLength - elementSize);
+  try {
+    return lengthNow() === byteLength - elementSize;
+  } finally {
+    rab.resize(bufferLength);
+    new Uint8Array(buffer, bufferLength - elementSize, elementSize).set(dropped);
+  }
+}

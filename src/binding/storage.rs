@@ -305,7 +305,8 @@ pub fn rollback(handle: u32) {
 /// Resolves once every commit of the object so far is on disk. The fsync runs on the
 /// libuv thread pool, so several objects sync in parallel.
 #[napi(ts_return_type = "Promise<void>")]
-pub fn sync_object(handle: u32) -> AsyncTask<SyncObject> {
-    AsyncTask::new(SyncObject { target: with_store(|s| s.take_sync_target(handle)) })
+pub fn sync_object(env: Env, handle: u32) -> napi::Result<AsyncTask<SyncObject>> {
+    let target = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
+    Ok(AsyncTask::new(SyncObject { target }))
 }
 

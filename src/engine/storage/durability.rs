@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -32,7 +33,9 @@ impl Durability {
 /// What to fsync so that everything committed so far on one object is on disk.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
-    pub wal: PathBuf,
+    /// The open database's WAL (None when the database was closed, which checkpoints and
+    /// syncs it). Kept open by the database, so a sync costs no open/close.
+    pub wal: Option<Arc<File>>,
     /// Set for a database created since its last sync: the new file and the directory
     /// entries that name it must reach the disk too.
     pub new_files: Option<NewFiles>,
@@ -47,12 +50,10 @@ pub struct NewFiles {
 impl SyncTarget {
     /// Blocking; call it off the JavaScript thread.
     pub fn run(&self) -> io::Result<()> {
-        match File::open(&self.wal) {
-            Ok(f) => f.sync_data()?,
-            // SQLite removes the WAL when it closes the database, after checkpointing it
-            // into the database file and syncing that: the commit is already durable.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        // If SQLite closed the database meanwhile, it checkpointed and synced it and
+        // unlinked this WAL; syncing the unlinked file is then harmless.
+        if let Some(wal) = &self.wal {
+            wal.sync_data()?;
         }
         if let Some(new) = &self.new_files {
             File::open(&new.database)?.sync_all()?;

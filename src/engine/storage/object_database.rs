@@ -7,8 +7,10 @@
 //! everything tied to the SQLite connection lives in `OpenDatabase`.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
@@ -75,7 +77,12 @@ pub struct OpenDatabase {
     prepared: Vec<Option<Prepared>>,
     /// None while `_cf_KV` does not exist (nothing was ever put).
     kv: Option<KvTable>,
+    /// BEGIN and COMMIT run once per turn; prepared once, they skip the SQL parser.
+    begin: RawStatement,
+    commit: RawStatement,
     conn: Connection,
+    /// The WAL, kept open for the fsyncs that make commits durable (opened on first use).
+    wal: Option<Arc<File>>,
     auth: AuthorizerState,
     in_txn: bool,
     savepoints: u32,
@@ -140,11 +147,21 @@ impl ObjectDatabase {
             return Ok(false);
         }
         let (conn, auth) = connection::open(self.path.as_deref(), create)?;
+        // SAFETY: the statements are finalized before the connection closes (field order).
+        let raw = unsafe { conn.handle() };
+        let transaction = |sql| RawStatement::prepare(raw, sql, true).map(|(s, _)| s.expect("one statement"));
+        auth.set_internal(true);
+        let statements = transaction("BEGIN").and_then(|begin| Ok((begin, transaction("COMMIT")?)));
+        auth.set_internal(false);
+        let (begin, commit) = statements?;
         let mut db = OpenDatabase {
             cursors: HashMap::new(),
             prepared: Vec::new(),
             kv: None,
+            begin,
+            commit,
             conn,
+            wal: None,
             auth,
             in_txn: false,
             savepoints: 0,
@@ -429,7 +446,7 @@ impl ObjectDatabase {
         if !db.in_txn || db.savepoints > 0 {
             return Ok(CommitOutcome::Nothing);
         }
-        if let Err(e) = db.internal(|conn| conn.execute_batch("COMMIT")) {
+        if let Err(e) = db.step_internal(|db| &mut db.commit) {
             db.rollback_all();
             return Err(e);
         }
@@ -450,17 +467,30 @@ impl ObjectDatabase {
     }
 
     /// What to fsync to make every commit so far durable; None when nothing is pending.
-    pub fn take_sync_target(&mut self) -> Option<SyncTarget> {
+    pub fn take_sync_target(&mut self) -> Result<Option<SyncTarget>> {
         if !self.unsynced {
-            return None;
+            return Ok(None);
         }
         self.unsynced = false;
-        let path = self.path.as_ref()?;
+        let Some(path) = self.path.as_ref() else { return Ok(None) };
         let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles {
             database: path.clone(),
             directories: path.ancestors().skip(1).take(2).map(Path::to_path_buf).collect(),
         });
-        Some(SyncTarget { wal: wal_path(path), new_files })
+        // A closed database was checkpointed and synced by SQLite: only new directory
+        // entries may still need a sync.
+        let wal = match self.db.as_mut() {
+            None => None,
+            Some(db) => Some(match &db.wal {
+                Some(wal) => wal.clone(),
+                None => {
+                    let wal = Arc::new(File::open(wal_path(path)).map_err(|e| StorageError::io("cannot open the WAL", e))?);
+                    db.wal = Some(wal.clone());
+                    wal
+                }
+            }),
+        };
+        Ok(Some(SyncTarget { wal, new_files }))
     }
 }
 
@@ -480,10 +510,21 @@ impl OpenDatabase {
         Ok(())
     }
 
+    /// Runs one of our prepared statements that returns no rows.
+    fn step_internal(&mut self, stmt: impl FnOnce(&mut Self) -> &mut RawStatement) -> Result<()> {
+        self.auth.set_internal(true);
+        let auth = self.auth.clone();
+        let stmt = stmt(self);
+        let result = stmt.step().map(drop);
+        stmt.rewind();
+        auth.set_internal(false);
+        result
+    }
+
     /// Every write of a turn joins one transaction, committed when the turn ends.
     fn begin_implicit(&mut self) -> Result<()> {
         if !self.in_txn {
-            self.internal(|conn| conn.execute_batch("BEGIN"))?;
+            self.step_internal(|db| &mut db.begin)?;
             self.in_txn = true;
         }
         Ok(())

@@ -27,8 +27,8 @@ impl Default for ObjectStore {
     }
 }
 
-/// Leaves room for everything else the process opens: a quarter of the descriptor limit,
-/// two descriptors per database.
+/// Leaves room for everything else the process opens: an eighth of the descriptor limit
+/// in databases, each holding three (the file, its WAL, and our handle on the WAL for fsync).
 fn default_max_open_files() -> usize {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur as usize } else { 1024 };
@@ -133,7 +133,10 @@ impl ObjectStore {
         self.open_files.len()
     }
 
-    pub fn take_sync_target(&mut self, handle: Handle) -> Option<SyncTarget> {
-        self.objects.get_mut(handle as usize)?.take_sync_target()
+    pub fn take_sync_target(&mut self, handle: Handle) -> Result<Option<SyncTarget>> {
+        match self.objects.get_mut(handle as usize) {
+            None => Ok(None),
+            Some(o) => o.take_sync_target(),
+        }
     }
 }
