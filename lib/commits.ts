@@ -7,8 +7,12 @@
 // whole turn or none of it.
 //
 // Outputs (responses, RPC results, ...) wait in `whenDurable()` for every write issued
-// before them. With durability "full" that means the commit has also been fsynced, which
-// runs on the libuv thread pool; commits that pile up during a sync share the next one.
+// before them. With durability "full" that means the commit has also been fsynced. When
+// several objects commit at once, or a sync is already running, fsyncs run on the libuv
+// thread pool, in parallel across objects, and commits of one object that pile up during
+// its sync share the next one. A lone commit with nothing else in flight is synced on the
+// JS thread instead: there is nothing to overlap it with, and the two thread hops would
+// cost (on a VM, where waking an idle CPU is slow) about as much as the fsync.
 import { native } from "./native.js";
 
 const COMMITTED_DURABLE = 1;
@@ -66,8 +70,11 @@ export class Commits {
     if (this.openTransactions === 0 && this.dirty) scheduleCommit(this);
   }
 
-  /** Commits the turn's transaction now. Called by the scheduler and on close. */
-  commit(): void {
+  /**
+   * Commits the turn's transaction now. Called by the scheduler and on close. `alone`
+   * says no other object commits in this batch.
+   */
+  commit(alone = false): void {
     if (!this.dirty || this.openTransactions > 0 || this.broken !== undefined) return;
     this.dirty = false;
     let outcome: number;
@@ -89,22 +96,37 @@ export class Commits {
       this.durable = this.committed;
       this.release();
     } else if (outcome === COMMITTED_NEEDS_SYNC) {
-      this.sync();
+      if (alone && syncsInFlight === 0) this.syncNow();
+      else this.sync();
     }
+  }
+
+  private syncNow(): void {
+    try {
+      native.syncObjectNow(this.handle);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    this.durable = this.committed;
+    this.release();
   }
 
   private sync(): void {
     if (this.syncing) return; // the running sync's completion starts the next one
     this.syncing = true;
+    syncsInFlight++;
     const target = this.committed;
     native.syncObject(this.handle).then(
       () => {
+        syncsInFlight--;
         this.syncing = false;
         this.durable = Math.max(this.durable, target);
         this.release();
         if (this.durable < this.committed) this.sync();
       },
       (e) => {
+        syncsInFlight--;
         this.syncing = false;
         this.fail(e);
       },
@@ -163,6 +185,8 @@ export class Commits {
 // One setImmediate commits every object that wrote during the turn.
 let scheduled: Commits[] = [];
 let immediate = false;
+/** fsyncs running on the thread pool, across all objects. */
+let syncsInFlight = 0;
 
 function scheduleCommit(c: Commits): void {
   scheduled.push(c);
@@ -176,7 +200,8 @@ function commitScheduled(): void {
   immediate = false;
   const batch = scheduled;
   scheduled = [];
-  for (const c of batch) c.commit();
+  const alone = batch.length === 1;
+  for (const c of batch) c.commit(alone);
 }
 
 /** Commits everything scheduled right now (used before close and at process exit). */

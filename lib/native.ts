@@ -31,6 +31,7 @@ export interface NativeBinding {
   commit(handle: number): number;
   rollback(handle: number): void;
   syncObject(handle: number): Promise<void>;
+  syncObjectNow(handle: number): void;
   takeOverflow(): Uint8Array;
   idFromName(uniqueKey: string, name: string): string;
   newUniqueId(uniqueKey: string): string;

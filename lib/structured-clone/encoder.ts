@@ -142,7 +142,8 @@ export class ValueEncoder {
   /**
    * Serializes `value`: header 0xFF 0x0F (kVersion, 15), then the value.
    * The returned view is into this encoder's buffer and is only valid until
-   * the next call to encode().
+   * the next call to encode(), which may even return the same Uint8Array
+   * object again (with new contents). Copy it, or use encodeCopy(), to keep it.
    */
   encode(value: unknown): Uint8Array {
     // A getter run while serializing may itself call encode(); give it its own state.

@@ -302,6 +302,18 @@ pub fn rollback(handle: u32) {
     });
 }
 
+/// Makes every commit of the object so far durable, on this thread. Used when this is
+/// the only sync to do: handing it to a pool thread and back costs two cross-CPU wake-ups,
+/// which on a virtual machine can cost as much as the fsync itself.
+#[napi]
+pub fn sync_object_now(env: Env, handle: u32) -> napi::Result<()> {
+    let target = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
+    match target {
+        None => Ok(()),
+        Some(t) => t.run().map_err(|e| StorageError::error(format!("fsync failed: {e}"))).or_throw(&env),
+    }
+}
+
 /// Resolves once every commit of the object so far is on disk. The fsync runs on the
 /// libuv thread pool, so several objects sync in parallel.
 #[napi(ts_return_type = "Promise<void>")]
