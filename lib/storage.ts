@@ -29,6 +29,10 @@ function tooManyKeys(n: number): void {
   if (n > MAX_KEYS) throw new RangeError("Maximum number of keys is 128.");
 }
 
+function isEntries(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
 function isOptions(v: unknown): boolean {
   return v === undefined || v === null || (typeof v === "object" && !Array.isArray(v));
 }
@@ -78,28 +82,23 @@ export class DurableObjectStorage {
   put<T>(key: string, value: T, options?: PutOptions): Promise<void>;
   put<T>(entries: Record<string, T>, options?: PutOptions): Promise<void>;
   put(keyOrEntries: unknown, valueOrOptions?: unknown, _options?: PutOptions): Promise<void> {
-    if (typeof keyOrEntries === "string") {
-      if (valueOrOptions === undefined) return Promise.reject(new TypeError("put() called with undefined value."));
-      try {
-        this.#commits.wrote();
-        writeValue(this.#handle, keyOrEntries, valueOrOptions);
-        return RESOLVED;
-      } catch (e) {
-        return Promise.reject(e);
-      }
+    try {
+      if (isEntries(keyOrEntries)) this.#putEntries(keyOrEntries, valueOrOptions);
+      else this.#putOne(keyString(keyOrEntries), valueOrOptions);
+      return RESOLVED;
+    } catch (e) {
+      return Promise.reject(e);
     }
-    return promised(() => this.#putEntries(keyOrEntries, valueOrOptions));
   }
 
-  #putEntries(entries: unknown, options: unknown): void {
-    if (entries === null || typeof entries !== "object" || Array.isArray(entries) || !isOptions(options)) {
-      if (entries !== null && typeof entries !== "object") {
-        // put(key, value) with a non-string key: the key is stringified.
-        if (options === undefined) throw new TypeError("put() called with undefined value.");
-        this.#commits.wrote();
-        writeValue(this.#handle, keyString(entries), options);
-        return;
-      }
+  #putOne(key: string, value: unknown): void {
+    if (value === undefined) throw new TypeError("put() called with undefined value.");
+    this.#commits.wrote();
+    writeValue(this.#handle, key, value);
+  }
+
+  #putEntries(entries: Record<string, unknown>, options: unknown): void {
+    if (!isOptions(options)) {
       throw new TypeError(
         "put() may only be called with a single key-value pair and optional options as put(key, value, options) " +
           "or with multiple key-value pairs and optional options as put(entries, options)",
@@ -111,7 +110,7 @@ export class DurableObjectStorage {
     // One batch belongs to one transaction: all of it lands or none of it does.
     this.#transactions.sync(() => {
       for (const key of keys) {
-        const value = (entries as Record<string, unknown>)[key];
+        const value = entries[key];
         if (value !== undefined) writeValue(this.#handle, key, value);
       }
     });
