@@ -10,7 +10,9 @@
 // 31-bit ones, so integers in [2**30, 2**31) and [-(2**31), -(2**30)) are
 // kInt32 in Node but kDouble in workerd), we follow workerd: those cases are
 // marked `source: "workerd"` in the fixture and skip the byte comparison
-// with Node.
+// with Node. So are errors in workerd's enhanced format (a host object that
+// V8 without workerd can neither write nor read), which the fixture marks
+// with the encoder options that write them (`encoder: { errors: "workerd" }`).
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
@@ -172,7 +174,8 @@ describe("golden fixtures", () => {
   for (const c of golden.cases) {
     const missing = c.requires && typeof globalThis[c.requires] === "undefined";
     test(c.description, { skip: missing ? `no ${c.requires} here` : false }, () => {
-      assert.equal(hex(serialize(evaluate(c.expr))), c.hex, `serialize(${c.expr})`);
+      const bytes = c.encoder ? new ValueEncoder(c.encoder).encodeCopy(evaluate(c.expr)) : serialize(evaluate(c.expr));
+      assert.equal(hex(bytes), c.hex, `serialize(${c.expr})`);
       assertSame(deserialize(unhex(c.hex)), evaluate(c.expect ?? c.expr));
     });
   }
@@ -180,6 +183,7 @@ describe("golden fixtures", () => {
   test("fixture bytes are still what Node's V8 writes", onNode, () => {
     for (const c of golden.cases) {
       if (c.requires && typeof globalThis[c.requires] === "undefined") continue;
+      if (c.encoder) continue; // workerd's enhanced error format: not V8's alone
       const ours = unhex(c.hex);
       if (c.nodeDiffers) {
         // Node's 32-bit Smis make V8 on Node write these differently from
@@ -458,6 +462,226 @@ describe("other built-ins", () => {
     renamed.name = "RangeError";
     renamed.stack = "S";
     assert.equal(Object.getPrototypeOf(deserialize(serialize(renamed))), RangeError.prototype);
+  });
+});
+
+// workerd's enhanced error format (`enhanced_error_serialization`, on by default from compatibility
+// date 2026-04-21): kHostObject, 10, ErrorTag, [name if UNKNOWN], message, then a plain object of the
+// error's other own properties. Bytes below were written by workerd 1.20260730.1 (Miniflare
+// 4.20260730.0, compatibility date 2026-07-01) into `_cf_KV.value`; what workerd reads back from them
+// is described in the comments (src/workerd/jsg/ser.c++, Deserializer::ReadHostObject).
+describe("workerd's enhanced error format", () => {
+  const workerdEncoder = new ValueEncoder({ errors: "workerd" });
+  const enhanced = (value) => hex(workerdEncoder.encode(value));
+  const withStack = (error, stack) => {
+    error.stack = stack;
+    return error;
+  };
+  const descriptor = (o, key) => {
+    const d = Object.getOwnPropertyDescriptor(o, key);
+    return d && { value: d.value, writable: d.writable, enumerable: d.enumerable, configurable: d.configurable };
+  };
+  const dataProperty = (value, enumerable) => ({ value, writable: true, enumerable, configurable: true });
+  /** The samples from `wrangler dev` / Miniflare: [what was stored, bytes]. */
+  const samples = () => [
+    [withStack(new RangeError(), "RangeError"), "ff0f5c0a0322006f2205737461636b220a52616e67654572726f727b01"],
+    [withStack(new Error("boom"), "Error: boom\n    at fixed (interop.js:1:1)"), "ff0f5c0a012204626f6f6d6f2205737461636b22294572726f723a20626f6f6d0a2020202061742066697865642028696e7465726f702e6a733a313a31297b01"],
+    [withStack(new TypeError("bad type", { cause: { code: 42 } }), "TypeError: bad type"), "ff0f5c0a02220862616420747970656f2205737461636b2213547970654572726f723a206261642074797065220563617573656f2204636f646549547b017b02"],
+    [{ err: withStack(new SyntaxError("nested"), "S"), ok: true }, "ff0f6f22036572725c0a0522066e65737465646f2205737461636b2201537b0122026f6b547b02"],
+    [[EvalError, ReferenceError, SyntaxError, URIError].map((C) => withStack(new C("m"), "s")), "ff0f41045c0a0a22016d6f2205737461636b2201737b015c0a0422016d6f2205737461636b2201737b015c0a0522016d6f2205737461636b2201737b015c0a0b22016d6f2205737461636b2201737b01240004"],
+  ];
+
+  test("the samples workerd wrote read back as workerd reads them", () => {
+    // const e = new RangeError(); e.stack = "RangeError": workerd reads back Object.keys(err) = ["stack"].
+    const range = deserialize(unhex(samples()[0][1]));
+    assert.equal(Object.getPrototypeOf(range), RangeError.prototype);
+    assert.deepEqual(Reflect.ownKeys(range), ["stack", "message"]);
+    assert.deepEqual(Object.keys(range), ["stack"]);
+    assert.deepEqual(descriptor(range, "stack"), dataProperty("RangeError", true));
+    assert.deepEqual(descriptor(range, "message"), dataProperty("", false), "the message is always own, even empty");
+    assert.equal(range.name, "RangeError", "inherited");
+
+    const boom = deserialize(unhex(samples()[1][1]));
+    assert.equal(Object.getPrototypeOf(boom), Error.prototype);
+    assert.deepEqual(descriptor(boom, "message"), dataProperty("boom", false));
+    assert.equal(boom.stack, "Error: boom\n    at fixed (interop.js:1:1)");
+    assert.deepEqual(Object.keys(boom), ["stack"]);
+
+    const typed = deserialize(unhex(samples()[2][1]));
+    assert.equal(Object.getPrototypeOf(typed), TypeError.prototype);
+    assert.equal(typed.message, "bad type");
+    assert.deepEqual(Object.keys(typed), ["stack", "cause"]);
+    assert.deepEqual(descriptor(typed, "cause").enumerable, true, "cause is enumerable, unlike V8's own cause");
+    assert.deepEqual(typed.cause, { code: 42 });
+
+    const inObject = deserialize(unhex(samples()[3][1]));
+    assert.deepEqual(Object.keys(inObject), ["err", "ok"]);
+    assert.equal(Object.getPrototypeOf(inObject.err), SyntaxError.prototype);
+    assert.equal(inObject.err.message, "nested");
+    assert.equal(inObject.err.stack, "S");
+    assert.equal(inObject.ok, true);
+
+    const kinds = deserialize(unhex(samples()[4][1]));
+    assert.deepEqual(kinds.map((e) => Object.getPrototypeOf(e)), [EvalError.prototype, ReferenceError.prototype, SyntaxError.prototype, URIError.prototype]);
+    for (const e of kinds) assert.deepEqual([e.message, e.stack, Object.keys(e)], ["m", "s", ["stack"]]);
+  });
+
+  test("the encoder writes the samples byte for byte as workerd did", () => {
+    for (const [value, bytes] of samples()) assert.equal(enhanced(value), bytes);
+  });
+
+  test("the default stays V8's own format ('r'), which reads back as before", () => {
+    const [[value]] = samples();
+    assert.equal(hex(serialize(value)), "ff0f725273220a52616e67654572726f722e");
+    assert.equal(hex(new ValueEncoder({ errors: "v8" }).encode(value)), "ff0f725273220a52616e67654572726f722e");
+    assert.throws(() => new ValueEncoder({ errors: "workerd-ish" }), TypeError);
+  });
+
+  test("a custom name is written after ErrorTag UNKNOWN and read back as an own enumerable property", () => {
+    const e = withStack(new Error("m"), "S");
+    e.name = "MyError";
+    const bytes = enhanced(e);
+    assert.equal(bytes, "ff0f5c0a0022074d794572726f7222016d6f2205737461636b2201537b01"); // workerd's
+    const back = deserialize(unhex(bytes));
+    assert.equal(Object.getPrototypeOf(back), Error.prototype);
+    assert.deepEqual(Reflect.ownKeys(back), ["stack", "message", "name"]);
+    assert.deepEqual(Object.keys(back), ["stack", "name"]);
+    assert.deepEqual(descriptor(back, "name"), dataProperty("MyError", true));
+    // The name picks the ErrorTag: an Error renamed "RangeError" is a RangeError, a TypeError renamed "Error" an Error.
+    const renamed = withStack(new Error("m"), "S");
+    renamed.name = "RangeError";
+    assert.equal(enhanced(renamed), "ff0f5c0a0322016d6f2205737461636b2201537b01");
+    assert.equal(Object.getPrototypeOf(deserialize(workerdEncoder.encode(renamed))), RangeError.prototype);
+    // A name that is not a string is written as it is (workerd reads back 42).
+    const numbered = withStack(new Error("m"), "S");
+    numbered.name = 42;
+    assert.equal(enhanced(numbered), "ff0f5c0a00495422016d6f2205737461636b2201537b01");
+    assert.equal(deserialize(workerdEncoder.encode(numbered)).name, 42);
+  });
+
+  test("own properties are kept, as own enumerable data properties", () => {
+    const e = withStack(new TypeError("m", { cause: 1 }), "S");
+    e.code = 7;
+    Object.defineProperty(e, "hidden", { value: "h", enumerable: false });
+    Object.defineProperty(e, "computed", { get: () => "got", enumerable: false, configurable: true });
+    e[Symbol("s")] = "dropped";
+    e[0] = "dropped";
+    // stack first (V8 creates it with the error), message and name left out, the rest in order;
+    // on Bun too, whose errors have stack last and line/column/sourceURL own properties.
+    const bytes = enhanced(e);
+    assert.equal(bytes, "ff0f5c0a0222016d6f2205737461636b2201532205636175736549022204636f6465490e220668696464656e2201682208636f6d70757465642203676f747b05"); // workerd's
+    const back = deserialize(unhex(bytes));
+    assert.deepEqual(Object.keys(back), ["stack", "cause", "code", "hidden", "computed"]);
+    for (const key of Object.keys(back)) assert.deepEqual(descriptor(back, key), dataProperty(back[key], true), key);
+    assert.deepEqual([back.cause, back.code, back.hidden, back.computed], [1, 7, "h", "got"]);
+    assert.deepEqual(descriptor(back, "message"), dataProperty("m", false));
+  });
+
+  test("a real stack round-trips as an own enumerable property", () => {
+    const e = new RangeError("real");
+    const back = deserialize(workerdEncoder.encode(e));
+    assert.equal(Object.getPrototypeOf(back), RangeError.prototype);
+    assert.equal(back.stack, e.stack);
+    assert.deepEqual(Object.keys(back), ["stack"]);
+  });
+
+  test("round trip: class, message, stack, cause, name and own properties", () => {
+    const inner = withStack(new ReferenceError("inner"), "R");
+    // [value, the keys Object.keys() gives after the round trip]
+    const values = [
+      [withStack(new Error("outer", { cause: inner }), "S"), ["stack", "cause"]],
+      [withStack(new AggregateError([1, inner], "agg"), "A"), ["stack", "errors"]],
+      [Object.assign(withStack(new URIError(""), "U"), { list: [1, 2], nested: { deep: true } }), ["stack", "list", "nested"]],
+      [withStack(new Error("\u20ac two-byte \ud800"), "\u20ac"), ["stack"]],
+    ];
+    if (typeof SuppressedError === "function") {
+      values.push([withStack(new SuppressedError(inner, "x", "sup"), "P"), ["stack", "error", "suppressed"]]);
+    }
+    // The URIError as workerd wrote it.
+    assert.equal(enhanced(values[2][0]), "ff0f5c0a0b22006f2205737461636b22015522046c69737441024902490424000222066e65737465646f220464656570547b017b03");
+    for (const [value, keys] of values) {
+      const back = deserialize(workerdEncoder.encode(value));
+      assertSame(back, value);
+      assert.deepEqual(Object.keys(back), keys);
+      assert.equal(enhanced(back), enhanced(value), "writing what was read gives the same bytes");
+    }
+    const agg = deserialize(workerdEncoder.encode(values[1][0]));
+    assert.deepEqual(descriptor(agg, "errors").enumerable, true);
+    assert.equal(agg.errors[1].message, "inner");
+  });
+
+  test("ErrorTag numbers map to workerd's classes; unknown numbers read as Error", () => {
+    const wasm = globalThis.WebAssembly ?? {};
+    const classes = [
+      Error, Error, TypeError, RangeError, ReferenceError, SyntaxError,
+      wasm.CompileError, wasm.LinkError, wasm.RuntimeError, wasm.SuspendError,
+      EvalError, URIError, AggregateError, globalThis.SuppressedError,
+    ];
+    for (let tag = 0; tag < 16; tag++) {
+      const name = tag === 0 ? "22014e" : ""; // UNKNOWN carries a name: "N"
+      // kHostObject, 10, tag, [name], message "m", an empty property object
+      const bytes = unhex(`ff0f5c0a${tag.toString(16).padStart(2, "0")}${name}22016d6f7b00`);
+      const e = deserialize(bytes);
+      const Expected = classes[tag] ?? Error;
+      assert.equal(Object.getPrototypeOf(e), Expected.prototype, `tag ${tag}`);
+      assert.equal(e.message, "m");
+      assert.equal(Object.hasOwn(e, "errors") || Object.hasOwn(e, "error") || Object.hasOwn(e, "suppressed"), false, `tag ${tag}: no constructor-made properties`);
+      assert.deepEqual(Object.keys(e), tag === 0 ? ["name"] : [], `tag ${tag}`);
+      // No stack in the bytes: V8's, with no frames of ours.
+      assert.equal(e.stack, tag === 0 ? "N: m" : `${e.name}: m`, `tag ${tag} stack`);
+    }
+  });
+
+  test("back-references: the same error twice, and ids after its property object", () => {
+    const e = withStack(new Error("m"), "S");
+    const twice = enhanced([e, e]);
+    assert.equal(twice, "ff0f41025c0a0122016d6f2205737461636b2201537b015e01240002"); // ^1: the error
+    const [a, b] = deserialize(unhex(twice));
+    assert.equal(a, b);
+    // The error is id 1, its property object id 2, so the cause object is id 3.
+    const c = { c: 1 };
+    const shared = { e: withStack(new Error("m", { cause: c }), "S"), c };
+    shared.e2 = shared.e;
+    const bytes = enhanced(shared);
+    assert.equal(bytes, "ff0f6f2201655c0a0122016d6f2205737461636b220153220563617573656f22016349027b017b022201635e03220265325e017b03");
+    const back = deserialize(unhex(bytes));
+    assert.equal(back.e2, back.e);
+    assert.equal(back.e.cause, back.c);
+    // A reference to the property object itself gives that plain object (as in workerd).
+    const [err, props] = deserialize(unhex("ff0f41025c0a0122016d6f2205737461636b2201537b015e02240002"));
+    assert.deepEqual(Object.keys(err), ["stack"]);
+    assert.equal(Object.getPrototypeOf(props), Object.prototype);
+    assert.deepEqual(props, { stack: "S" });
+    // Errors mixed with V8-format values and other objects keep one numbering.
+    const mixed = [new Map([[e, c]]), e, c, new Date(0), { e }];
+    const mixedBack = deserialize(workerdEncoder.encode(mixed));
+    assert.equal(mixedBack[1], [...mixedBack[0].keys()][0]);
+    assert.equal(mixedBack[2], [...mixedBack[0].values()][0]);
+    assert.equal(mixedBack[4].e, mixedBack[1]);
+  });
+
+  test("what workerd cannot read back is rejected", () => {
+    // An error whose cause is itself: the reference points at an id not yet readable.
+    const self = withStack(new Error("m"), "S");
+    self.cause = self;
+    assert.equal(enhanced(self), "ff0f5c0a0122016d6f2205737461636b220153220563617573655e007b02");
+    assertCloneError(() => deserialize(workerdEncoder.encode(self)), "Unable to deserialize cloned data.");
+    // A message that is not a string (workerd: "error message is not a string").
+    const numeric = withStack(new Error("m"), "S");
+    numeric.message = 42;
+    assert.equal(enhanced(numeric), "ff0f5c0a0149546f2205737461636b2201537b01");
+    assertCloneError(() => deserialize(workerdEncoder.encode(numeric)), "Unable to deserialize cloned data.");
+    // Another embedder tag, and truncated data.
+    assertCloneError(() => deserialize(unhex("ff0f5c0b0122016d6f7b00")));
+    assertCloneError(() => deserialize(unhex("ff0f5c0a01")));
+    assertCloneError(() => deserialize(unhex("ff0f5c0a0122016d6f2205737461636b")));
+  });
+
+  test("a getter may serialize with the same options (re-entrant use)", () => {
+    const e = withStack(new Error("outer"), "S");
+    Object.defineProperty(e, "inner", { get: () => enhanced(withStack(new TypeError("t"), "T")), enumerable: true });
+    const back = deserialize(workerdEncoder.encode(e));
+    assert.equal(back.inner, "ff0f5c0a022201746f2205737461636b2201547b01");
   });
 });
 

@@ -6,11 +6,19 @@
 // same value, and both read what workerd wrote. See encoder.ts for the rules
 // used where V8's output depends on its heap state (Smi range, elements
 // kinds), and decoder.ts for what is read.
+//
+// Errors: serialize() writes V8's own error format ('r'), as workerd does for
+// Workers with a compatibility date before 2026-04-21. From that date
+// workerd's `enhanced_error_serialization` flag stores errors as host
+// objects instead; deserialize() reads both, and
+// `new ValueEncoder({ errors: "workerd" })` writes the newer one (see
+// ValueEncoderOptions for when to choose it).
 
 import { ValueEncoder } from "./structured-clone/encoder.js";
 import { ValueDecoder } from "./structured-clone/decoder.js";
 
 export { ValueEncoder } from "./structured-clone/encoder.js";
+export type { ValueEncoderOptions } from "./structured-clone/encoder.js";
 export { DataCloneError } from "./structured-clone/errors.js";
 
 const sharedEncoder = new ValueEncoder();

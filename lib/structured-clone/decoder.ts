@@ -11,8 +11,11 @@
 // - A duplicate key in one object overwrites the earlier value (V8 fails).
 // - Properties are set by assignment, except "__proto__", which is defined
 //   as an own property as V8 does (so the prototype is never changed).
-// - Host objects, transferred buffers, SharedArrayBuffers, shared objects and
-//   wasm values cannot be read (V8 fails on these too without a delegate).
+// - Host objects (kHostObject) are read only in the one form workerd writes
+//   for errors under `enhanced_error_serialization` (readHostObject below);
+//   any other host object, transferred buffers, SharedArrayBuffers, shared
+//   objects and wasm values cannot be read (V8 fails on these too without a
+//   delegate that knows them).
 
 import { Buffer } from "node:buffer";
 import { cloneError, DESERIALIZE_MESSAGE, VERSION_MESSAGE } from "./errors.js";
@@ -22,6 +25,8 @@ import {
   REGEXP_KNOWN_FLAG_BITS,
   VIEW_FLAG_BACKED_BY_RAB,
   VIEW_FLAG_LENGTH_TRACKING,
+  WORKERD_ERROR_CTORS,
+  WORKERD_NATIVE_ERROR,
   arrayBufferByteLength,
   arrayBufferResizable,
   viewConstructor,
@@ -34,6 +39,10 @@ const MapSet = Map.prototype.set;
 const SetAdd = Set.prototype.add;
 const Uint8ArraySlice = Uint8Array.prototype.slice; // Buffer#slice would not copy
 const defineProperty = Object.defineProperty;
+const reflectDefineProperty = Reflect.defineProperty;
+const ownKeys = Reflect.ownKeys;
+const hasOwn = Object.hasOwn;
+const ErrorToString = Error.prototype.toString;
 const fromCharCode = String.fromCharCode;
 const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const EMPTY = new Uint8Array(0);
@@ -428,9 +437,11 @@ export class ValueDecoder {
       case 0x3f: // '?' kVerifyObjectCount: a count to ignore, then the value
         this.readVarint();
         return this.readValue();
+      case 0x5c: // '\\' kHostObject: only workerd's errors (enhanced_error_serialization)
+        return this.readHostObject();
       default:
-        // kHostObject, kArrayBufferTransfer, kSharedArrayBuffer, kSharedObject,
-        // wasm tags, kTheHole outside a dense array, and unknown tags.
+        // kArrayBufferTransfer, kSharedArrayBuffer, kSharedObject, wasm tags,
+        // kTheHole outside a dense array, and unknown tags.
         invalid();
     }
   }
@@ -645,6 +656,111 @@ export class ValueDecoder {
     this.ids[id] = e;
     return e;
   }
+
+  /**
+   * An error as workerd writes it with `enhanced_error_serialization` (on by
+   * default from compatibility date 2026-04-21), read as workerd's
+   * Deserializer::ReadHostObject reads it (src/workerd/jsg/ser.c++):
+   *
+   *   kHostObject, varint SERIALIZATION_TAG_NATIVE_ERROR (10), varint ErrorTag,
+   *   [name value, only for ErrorTag::UNKNOWN (0)], message value (a string),
+   *   then one value (a plain object) holding the error's other own properties.
+   *
+   * The error is built with toJsError()'s class for the tag (Error for
+   * UNKNOWN and for numbers it does not know) and the message as an own,
+   * non-enumerable property; an UNKNOWN tag's name is then defined as an own
+   * enumerable property (JsObject::defineProperty, default attributes); and
+   * every own non-index key of the property object is defined on the error
+   * as an own, enumerable, writable, configurable data property
+   * (createDataProperty), `stack` included: Durable Object storage reads keep
+   * it (the Deserializer's preserveStackInErrors option, which drops it for
+   * RPC). Checked against workerd 1.20260730.1: reading back what it wrote,
+   * it gives `Object.keys(err)` = ["stack", <name if custom>, ...the rest].
+   */
+  private readHostObject(): Error {
+    // V8's ValueDeserializer::ReadHostObject takes the id before the embedder
+    // reads anything and registers the object once it is complete, so the
+    // name, message and property object come after it in id order, and a
+    // reference to the error from inside itself fails (as in workerd).
+    const id = this.nextId++;
+    if (this.readVarint() !== WORKERD_NATIVE_ERROR) invalid(); // another embedder's host object
+    const type = this.readVarint();
+    const hasName = type === 0; // ErrorTag::UNKNOWN carries its name
+    const name = hasName ? this.readValue() : undefined;
+    const message = this.readValue();
+    if (typeof message !== "string") invalid(); // workerd: "error message is not a string"
+    const e = newWorkerdError(type);
+    // V8 gives every error an own `stack` first, then `message`, ahead of
+    // `name` and the copied properties. JavaScriptCore (Bun) makes no stack
+    // with Error.stackTraceLimit = 0, and would put `message` first: so the
+    // error is made without a message, the `stack` slot added if missing,
+    // and `message` defined after it (as V8 defines it: non-enumerable), so
+    // that the own keys come in the same order everywhere.
+    const addedStack = !hasOwn(e, "stack");
+    if (addedStack) defineProperty(e, "stack", { value: undefined, writable: true, enumerable: false, configurable: true });
+    defineProperty(e, "message", { value: message, writable: true, enumerable: false, configurable: true });
+    if (hasName) defineProperty(e, "name", { value: name, writable: true, enumerable: true, configurable: true });
+    const props = this.readValue();
+    let stackCopied = false;
+    if (typeof props === "object" && props !== null) {
+      // GetPropertyNames(kOwnOnly, ALL_PROPERTIES, kSkipIndices): own keys,
+      // non-enumerable ones too, array indices left out.
+      for (const key of ownKeys(props)) {
+        if (typeof key === "string" && isArrayIndexKey(key)) continue;
+        const value = (props as Record<PropertyKey, unknown>)[key];
+        reflectDefineProperty(e, key, { value, writable: true, enumerable: true, configurable: true });
+        if (key === "stack") stackCopied = true;
+      }
+    }
+    // With no stack in the bytes, workerd's error keeps the stack V8 captured
+    // when it was made (header and whatever JS frames were running). Ours was
+    // made with no frames, so V8 formats it as just the header, which is
+    // Error.prototype.toString(); give engines that made none the same text.
+    if (addedStack && !stackCopied) {
+      defineProperty(e, "stack", { value: ErrorToString.call(e), writable: true, enumerable: false, configurable: true });
+    }
+    this.ids[id] = e;
+    return e;
+  }
+}
+
+/**
+ * A new error of the class toJsError() picks for workerd's ErrorTag `type`,
+ * with no message yet, made without capturing our own stack trace, and
+ * without the own properties that the AggregateError and SuppressedError
+ * constructors add (v8::Exception::* adds none; the bytes carry `errors`,
+ * `error` and `suppressed` if the error had them).
+ */
+function newWorkerdError(type: number): Error {
+  const Ctor = type < WORKERD_ERROR_CTORS.length ? WORKERD_ERROR_CTORS[type] : undefined;
+  const E = Error as { stackTraceLimit?: unknown };
+  const limit = E.stackTraceLimit;
+  E.stackTraceLimit = 0;
+  try {
+    if (Ctor === undefined) return new Error();
+    if (type === 12) { // AggregateError
+      const e = new (Ctor as unknown as new (errors: Iterable<unknown>) => Error)([]);
+      delete (e as { errors?: unknown }).errors;
+      return e;
+    }
+    if (type === 13) { // SuppressedError
+      const e = new (Ctor as unknown as new (error: unknown, suppressed: unknown) => Error)(undefined, undefined);
+      delete (e as { error?: unknown }).error;
+      delete (e as { suppressed?: unknown }).suppressed;
+      return e;
+    }
+    return new (Ctor as unknown as new () => Error)();
+  } finally {
+    E.stackTraceLimit = limit;
+  }
+}
+
+/** A canonical array index ("0" .. "4294967294"), which V8's kSkipIndices leaves out. */
+function isArrayIndexKey(key: string): boolean {
+  const c = key.charCodeAt(0);
+  if (!(c >= 0x30 && c <= 0x39)) return false;
+  const n = Number(key);
+  return n >>> 0 === n && n !== 0xffffffff && String(n) === key;
 }
 
 const HEX: string[] = [];

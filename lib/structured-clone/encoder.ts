@@ -33,6 +33,11 @@
 //   when every code unit is <= 0xFF, so that is our rule.
 // - NaN is always written as the canonical quiet NaN (0x7FF8000000000000),
 //   so the same value gives the same bytes everywhere.
+//
+// Errors are written in V8's own format (kError, 'r') by default, which is
+// what workerd writes before compatibility date 2026-04-21 and reads at any
+// date. `new ValueEncoder({ errors: "workerd" })` writes them as workerd does
+// with `enhanced_error_serialization` (see writeWorkerdError()).
 
 import { types } from "node:util";
 import { cloneError, notCloneable, DETACHED_MESSAGE } from "./errors.js";
@@ -47,6 +52,8 @@ import {
   VIEW_FLAG_LENGTH_TRACKING,
   VIEW_SUBTAG,
   DATA_VIEW_SUBTAG,
+  WORKERD_ERROR_NAMES,
+  WORKERD_NATIVE_ERROR,
   arrayBufferByteLength,
   arrayBufferDetached,
   arrayBufferMaxByteLength,
@@ -64,6 +71,8 @@ import {
 const ObjectPrototype = Object.prototype;
 const getPrototypeOf = Object.getPrototypeOf;
 const objectKeys = Object.keys;
+const getOwnPropertyNames = Object.getOwnPropertyNames;
+const propertyIsEnumerable = Object.prototype.propertyIsEnumerable;
 const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
 const hasOwn = Object.hasOwn;
 const isArray = Array.isArray;
@@ -115,6 +124,69 @@ function arrayIndex(key: string): number {
   return n > 0 && v <= 4294967294 ? v : -1;
 }
 
+/** workerd's getErrorTagFromName(): a standard error name to its ErrorTag (absent: UNKNOWN, 0). */
+const WORKERD_ERROR_TAG = new Map<string, number>(WORKERD_ERROR_NAMES.map((name, tag) => [name, tag]));
+WORKERD_ERROR_TAG.delete("");
+
+/**
+ * Own properties the engine gives an error besides `stack`, `message` and
+ * `cause`: none in V8, but JavaScriptCore (Bun) adds `line`, `column`,
+ * `sourceURL`, `originalLine` and `originalColumn`, non-enumerable. workerd's
+ * errors never have them, so the workerd format leaves them out (when still
+ * non-enumerable, i.e. not defined by the program).
+ */
+const ENGINE_ERROR_KEYS: ReadonlySet<string> = new Set(
+  withStackTraces(() => getOwnPropertyNames(new Error("m", { cause: 0 }))).filter(
+    (key) => key !== "stack" && key !== "message" && key !== "cause",
+  ),
+);
+/**
+ * Whether the engine creates `stack` as an error's first own property, as V8
+ * (and so workerd) does. JavaScriptCore adds it last, after `message`,
+ * `cause` or `errors`; the workerd format then moves it to the front, where
+ * V8 would have it.
+ */
+const STACK_IS_FIRST = withStackTraces(() => getOwnPropertyNames(new Error("m", { cause: 0 }))[0] === "stack");
+
+/** Runs `fn` with Error.stackTraceLimit at its default, so that errors get their usual stack. */
+function withStackTraces<T>(fn: () => T): T {
+  const E = Error as { stackTraceLimit?: unknown };
+  const limit = E.stackTraceLimit;
+  E.stackTraceLimit = 10;
+  try {
+    return fn();
+  } finally {
+    E.stackTraceLimit = limit;
+  }
+}
+
+/** Options for {@link ValueEncoder}. */
+export interface ValueEncoderOptions {
+  /**
+   * How Error objects are written:
+   *
+   * - `"v8"` (the default): V8's own kError ('r') format: type, message,
+   *   stack and cause. This is what workerd writes into `_cf_KV.value` for
+   *   Workers with a compatibility date before 2026-04-21, and workerd reads
+   *   it at any date.
+   * - `"workerd"`: the host-object format workerd writes with the
+   *   `enhanced_error_serialization` compatibility flag, on by default from
+   *   compatibility date 2026-04-21 (off with `legacy_error_serialization`):
+   *   the type, the message, and all the error's other own properties
+   *   (stack, cause, a custom name, `code`, ...), which read back as own
+   *   enumerable properties. Choose it to store errors exactly as workerd
+   *   does for a Worker at such a date (byte for byte), or to keep custom
+   *   names and own properties. Keep the default to match workerd's bytes
+   *   for an older date, or when the data must be readable by plain V8
+   *   (Node's `v8.deserialize()`) or by workerd releases older than the
+   *   flag: current workerd reads both formats at any date (checked with
+   *   workerd 1.20260730.1 at 2024-01-01 and 2026-04-20), but only workerd
+   *   knows this host object. The runtime will pick it from the Durable
+   *   Object's compatibility date (#6).
+   */
+  errors?: "v8" | "workerd";
+}
+
 /**
  * Serializes values to V8's ValueSerializer format (version 15), reusing one
  * growable buffer across calls.
@@ -134,8 +206,17 @@ export class ValueEncoder {
   private idMap: Map<object, number> | null = null;
   private spareMap: Map<object, number> | null = null;
   private busy = false;
+  private readonly options: ValueEncoderOptions;
+  /** options.errors === "workerd": write errors in workerd's enhanced format. */
+  private readonly workerdErrors: boolean;
 
-  constructor() {
+  constructor(options: ValueEncoderOptions = {}) {
+    const errors = options.errors ?? "v8";
+    if (errors !== "v8" && errors !== "workerd") {
+      throw new TypeError(`ValueEncoder: options.errors must be "v8" or "workerd", got ${String(errors)}`);
+    }
+    this.options = { errors };
+    this.workerdErrors = errors === "workerd";
     this.reset(INITIAL_CAPACITY);
   }
 
@@ -147,7 +228,7 @@ export class ValueEncoder {
    */
   encode(value: unknown): Uint8Array {
     // A getter run while serializing may itself call encode(); give it its own state.
-    if (this.busy) return new ValueEncoder().encode(value);
+    if (this.busy) return new ValueEncoder(this.options).encode(value);
     if (this.buf.length > MAX_RETAINED_CAPACITY) this.reset(INITIAL_CAPACITY);
     this.busy = true;
     this.pos = 2;
@@ -483,7 +564,7 @@ export class ValueEncoder {
         if (types.isArrayBuffer(o)) return this.writeArrayBuffer(o as ArrayBuffer);
         break;
       case Kind.Error:
-        if (types.isNativeError(o)) return this.writeError(o as Error);
+        if (types.isNativeError(o)) return this.writeAnyError(o as Error);
         break;
       case Kind.Boxed:
         if (types.isBoxedPrimitive(o)) return this.writeBoxed(o);
@@ -496,7 +577,7 @@ export class ValueEncoder {
     if (types.isSet(o)) return this.writeSet(o as Set<unknown>);
     if (types.isRegExp(o)) return this.writeRegExp(o as RegExp);
     if (types.isArrayBuffer(o)) return this.writeArrayBuffer(o as ArrayBuffer);
-    if (types.isNativeError(o)) return this.writeError(o as Error);
+    if (types.isNativeError(o)) return this.writeAnyError(o as Error);
     if (types.isBoxedPrimitive(o)) return this.writeBoxed(o);
     if (
       types.isSharedArrayBuffer(o) || // V8 needs a delegate to share these; there is none
@@ -746,6 +827,69 @@ export class ValueEncoder {
     this.writeVarint(byteOffset);
     this.writeVarint(byteLength);
     this.writeVarint(flags);
+  }
+
+  /** A native error, in the format chosen by options.errors. */
+  private writeAnyError(e: Error): void {
+    if (this.workerdErrors) this.writeWorkerdError(e);
+    else this.writeError(e);
+  }
+
+  /**
+   * An error as workerd writes it with `enhanced_error_serialization`
+   * (src/workerd/jsg/ser.c++, Serializer::WriteHostObject; V8 writes the
+   * kHostObject tag and has already given the error its id):
+   *
+   * 1. kHostObject ('\\'), varint SERIALIZATION_TAG_NATIVE_ERROR (10).
+   * 2. varint ErrorTag from String(error.name) (getErrorTagFromName; the
+   *    name is read with [[Get]], so an inherited one counts: a TypeError
+   *    subclass is TYPE_ERROR, an Error renamed "RangeError" is RANGE_ERROR).
+   * 3. For ErrorTag::UNKNOWN (0) only, the name value itself.
+   * 4. error.message ([[Get]], so "" from the prototype if not own), as any
+   *    value (workerd cannot read the result back unless it is a string).
+   * 5. A new plain object holding, for every own string key of the error but
+   *    `name`, `message` and array indices (GetPropertyNames with
+   *    ALL_PROPERTIES and kSkipIndices, so non-enumerable ones too), the
+   *    value read with [[Get]] (getters run, all before anything is
+   *    written). It is set with [[Set]] on a fresh object, so `__proto__`
+   *    ends up as the object's prototype, not a property, and is lost; symbol
+   *    keys are set but V8 does not write them. The object takes the next id,
+   *    after the name and message.
+   *
+   * Key order is the error's own property order in V8: `stack` first (V8
+   * creates it with the error), then `message`, `cause` / `errors`, then the
+   * rest in creation order. On JavaScriptCore (Bun), which creates `stack`
+   * last and adds `line`, `column`, `sourceURL`, ..., `stack` is moved to the
+   * front and those are left out (STACK_IS_FIRST, ENGINE_ERROR_KEYS), so Bun
+   * writes the same bytes. Checked byte for byte against workerd 1.20260730.1
+   * (Miniflare 4.20260730.0, compatibility date 2026-07-01).
+   */
+  private writeWorkerdError(e: Error): void {
+    this.writeByte(0x5c); // '\\' kHostObject
+    this.writeVarint(WORKERD_NATIVE_ERROR);
+    const name: unknown = e.name;
+    const tag = WORKERD_ERROR_TAG.get(String(name)) ?? 0;
+    this.writeVarint(tag);
+    if (tag === 0) this.writeValue(name);
+    this.writeValue(e.message);
+    const rec = e as unknown as Record<string, unknown>;
+    const keys: string[] = [];
+    for (const key of getOwnPropertyNames(e)) {
+      if (key === "name" || key === "message" || key === "__proto__") continue;
+      const c = key.charCodeAt(0);
+      if (c >= 0x30 && c <= 0x39 && arrayIndex(key) !== -1) continue;
+      if (ENGINE_ERROR_KEYS.has(key) && !propertyIsEnumerable.call(e, key)) continue;
+      if (key === "stack" && !STACK_IS_FIRST) keys.unshift(key);
+      else keys.push(key);
+    }
+    const values = keys.map((key) => rec[key]);
+    this.addId({}); // the property object workerd builds, never referred to again
+    this.writeByte(0x6f); // 'o' kBeginJSObject
+    for (let i = 0; i < keys.length; i++) {
+      this.writeString(keys[i]!);
+      this.writeValue(values[i]);
+    }
+    this.writeTagVarint(0x7b, keys.length); // '{' kEndJSObject, property count
   }
 
   /**

@@ -199,3 +199,68 @@ export function isLengthTracking(
     new Uint8Array(buffer, bufferLength - elementSize, elementSize).set(dropped);
   }
 }
+
+// ---------------------------------------------------------------------------
+// workerd's enhanced error format (compatibility flag `enhanced_error_serialization`).
+//
+// With the flag, workerd's Serializer::IsHostObject answers true for native
+// errors, so V8 writes kHostObject ('\\') and lets workerd's
+// Serializer::WriteHostObject write the rest (src/workerd/jsg/ser.c++):
+// SERIALIZATION_TAG_NATIVE_ERROR (10) and an ErrorTag, both as varints, then
+// the name only for ErrorTag::UNKNOWN, the message, and a plain object of
+// the error's other own properties.
+
+/** SERIALIZATION_TAG_NATIVE_ERROR: the first varint after kHostObject for an error. */
+export const WORKERD_NATIVE_ERROR = 10;
+
+/**
+ * workerd's `enum class ErrorTag`, indexed by tag number: the `name` that
+ * getErrorTagFromName() maps to each tag. Index 0 is UNKNOWN (any other
+ * name, which is then written too). Tags 6 to 9 are matched by these names,
+ * which no built-in has (WebAssembly.CompileError's name is "CompileError"),
+ * so in practice only ToJsError() on the reading side sees them.
+ */
+export const WORKERD_ERROR_NAMES: readonly string[] = [
+  "", // UNKNOWN
+  "Error",
+  "TypeError",
+  "RangeError",
+  "ReferenceError",
+  "SyntaxError",
+  "WasmCompileError",
+  "WasmLinkError",
+  "WasmRuntimeError",
+  "WasmSuspendError",
+  "EvalError",
+  "URIError",
+  "AggregateError",
+  "SuppressedError",
+];
+
+type AnyErrorCtor = new (...args: never[]) => Error;
+const wasm = (globalThis as unknown as { WebAssembly?: Record<string, AnyErrorCtor | undefined> }).WebAssembly;
+
+/**
+ * The constructor toJsError() uses for each ErrorTag (v8::Exception::Error,
+ * TypeError, ..., WasmCompileError = WebAssembly.CompileError, ...). Tags the
+ * runtime has no class for (SuppressedError before Node 24,
+ * WebAssembly.SuspendError before Node 24) and UNKNOWN are left undefined:
+ * the reader falls back to Error, as toJsError() does for UNKNOWN and for
+ * numbers it does not know.
+ */
+export const WORKERD_ERROR_CTORS: readonly (AnyErrorCtor | undefined)[] = [
+  undefined,
+  Error,
+  TypeError,
+  RangeError,
+  ReferenceError,
+  SyntaxError,
+  wasm?.CompileError,
+  wasm?.LinkError,
+  wasm?.RuntimeError,
+  wasm?.SuspendError,
+  EvalError,
+  URIError,
+  AggregateError,
+  (globalThis as { SuppressedError?: AnyErrorCtor }).SuppressedError,
+];
