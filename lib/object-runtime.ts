@@ -149,8 +149,12 @@ export class ObjectRuntime implements StateHost {
     this.commits.discard(reason);
   }
 
+  /** Set once close() has begun: the registry is shutting down. */
+  closed = false;
+
   /** Commits, waits for durability and in-flight work, and closes the object's storage. */
   async close(): Promise<void> {
+    this.closed = true;
     while (this.#running || this.#queue.length > 0 || this.#blocked !== undefined) {
       await new Promise((resolve) => setImmediate(resolve));
     }

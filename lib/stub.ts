@@ -1,5 +1,6 @@
 // DurableObjectStub: how callers reach an object. `fetch()` has Fetch API semantics.
 import type { DurableObjectId } from "./namespace.js";
+import type { ObjectRuntime } from "./object-runtime.js";
 import type { ObjectDirectory } from "./registry.js";
 
 export class DurableObjectStub<T = unknown> {
@@ -7,6 +8,8 @@ export class DurableObjectStub<T = unknown> {
   readonly name: string | undefined;
   readonly #directory: ObjectDirectory;
   readonly #uniqueKey: string;
+  /** The live object, looked up once (a stub is used for many calls). */
+  #runtime: ObjectRuntime | undefined;
 
   /** @internal */
   constructor(id: DurableObjectId, uniqueKey: string, directory: ObjectDirectory) {
@@ -27,12 +30,14 @@ export class DurableObjectStub<T = unknown> {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#directory.runtime(this.#uniqueKey, this.id).fetch(request);
+    return this._runtime().fetch(request);
   }
 
   /** @internal */
-  _runtime() {
-    return this.#directory.runtime(this.#uniqueKey, this.id);
+  _runtime(): ObjectRuntime {
+    const runtime = this.#runtime;
+    if (runtime !== undefined && !runtime.closed) return runtime;
+    return (this.#runtime = this.#directory.runtime(this.#uniqueKey, this.id));
   }
 
   /** @internal marker for the type parameter */
