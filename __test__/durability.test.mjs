@@ -19,10 +19,21 @@ test("files follow workerd's layout and appear only on the first write", async (
     assert.equal(await ctx.storage.get("k"), undefined);
     assert.deepEqual([...(await ctx.storage.list())], []);
     assert.equal(ctx.storage.kv.get("k"), undefined);
+    const sql = ctx.storage.sql;
+    assert.deepEqual(sql.exec("SELECT 1 AS one").toArray(), [{ one: 1 }]);
+    assert.deepEqual(sql.exec("SELECT name FROM sqlite_master").toArray(), []);
+    assert.throws(() => sql.exec("SELECT * FROM t"), { message: /no such table: t/ });
+    assert.equal(sql.databaseSize, 0);
   });
   assert.equal(fs.existsSync(file), false, "a read created the file");
-  await runInDurableObject(stub, (_, ctx) => ctx.storage.put("k", 1));
+  // The first statement that writes creates the file, and everything runs there.
+  await runInDurableObject(stub, (_, ctx) => {
+    const sql = ctx.storage.sql;
+    assert.deepEqual(sql.exec("CREATE TABLE t (x); INSERT INTO t VALUES (7); SELECT x FROM t").toArray(), [{ x: 7 }]);
+    assert.deepEqual(sql.exec("SELECT x FROM t").toArray(), [{ x: 7 }]);
+  });
   assert.equal(fs.existsSync(file), true);
+  await runInDurableObject(stub, (_, ctx) => ctx.storage.put("k", 1));
   await registry.close();
   const again = new Registry({ dataDir });
   const value = await runInDurableObject(again.namespace(Plain, { uniqueKey: "app-Plain" }).getByName("x"), (_, ctx) =>

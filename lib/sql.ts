@@ -18,6 +18,10 @@ interface PreparedQuery {
 
 /** Prepared statements kept per object; beyond this the oldest are dropped. */
 const MAX_PREPARED = 500;
+/** sqlPrepare's answer for an object that has no file yet. */
+const NOT_PREPARED = 0xffffffff;
+/** A query run as text each time (id 0): it carries its column names in every result. */
+const UNPREPARED: PreparedQuery = { id: 0, columns: null };
 
 export class SqlStorage {
   readonly #handle: number;
@@ -36,8 +40,7 @@ export class SqlStorage {
   ): SqlStorageCursor<T> {
     query = String(query);
     encodeParams(bindings);
-    let prepared = this.#prepared.get(query);
-    if (prepared === undefined) prepared = this.#prepare(query);
+    const prepared = this.#prepared.get(query) ?? this.#prepare(query);
     // Any statement may write; the engine opens the turn's transaction only if it does.
     this.#commits.wrote();
     let length: number;
@@ -52,12 +55,15 @@ export class SqlStorage {
   }
 
   #prepare(query: string): PreparedQuery {
+    const id = native.sqlPrepare(this.#handle, query);
+    // The object has no file yet: run the query as text, and prepare it once a file exists.
+    if (id === NOT_PREPARED) return UNPREPARED;
     if (this.#prepared.size >= MAX_PREPARED) {
       const [oldest, p] = this.#prepared.entries().next().value!;
       this.#prepared.delete(oldest);
       if (p.id !== 0) native.sqlForget(this.#handle, p.id);
     }
-    const prepared = { id: native.sqlPrepare(this.#handle, query), columns: null };
+    const prepared = { id, columns: null };
     this.#prepared.set(query, prepared);
     return prepared;
   }

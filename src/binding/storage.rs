@@ -157,10 +157,16 @@ pub fn delete_all(env: Env, handle: u32) -> napi::Result<()> {
     .or_throw(&env)
 }
 
-/// A statement id for a single-statement query, or 0 when the query holds several.
+/// A statement id for a single-statement query, 0 when the query holds several, or
+/// u32::MAX when the object has no file yet (run it with `sqlExecText`, uncached: reads
+/// must not create the file).
 #[napi]
 pub fn sql_prepare(env: Env, handle: u32, query: String) -> napi::Result<u32> {
-    with_store(|s| s.writable(handle)?.sql_prepare(&query)).map(|id| id.unwrap_or(0)).or_throw(&env)
+    with_store(|s| match s.database(handle, false)? {
+        None => Ok(u32::MAX),
+        Some(db) => db.sql_prepare(&query).map(|id| id.unwrap_or(0)),
+    })
+    .or_throw(&env)
 }
 
 #[napi]
@@ -233,7 +239,7 @@ pub fn sql_exec_text(env: Env, handle: u32, query: String, params: &[u8], params
     let out = unsafe { out.as_mut() };
     let params = params_or_throw(&env, params, params_len)?;
     let result = sql_result(out, |w| {
-        let (state, names) = with_store(|s| s.writable(handle)?.sql_exec_text(&query, &params, w))?;
+        let (state, names) = with_store(|s| s.sql_exec_text(handle, &query, &params, w))?;
         Ok((state, Some(names)))
     });
     finish_sql(&env, result)

@@ -384,6 +384,42 @@ impl ObjectDatabase {
         }
     }
 
+    /// Like `sql_exec_text`, but only when every statement of `query` just reads; returns
+    /// None, having changed nothing, at the first statement that would write. Used on an
+    /// empty database to answer reads of an object that has no file yet without creating
+    /// one. The rows all go to `sink` at once: no cursor stays open.
+    pub fn sql_exec_text_if_readonly(
+        &mut self,
+        query: &str,
+        params: &[SqlParam<'_>],
+        sink: &mut dyn RowSink,
+    ) -> Result<Option<(CursorState, Vec<String>)>> {
+        let db = self.db();
+        let mut rest = query;
+        loop {
+            let (stmt, consumed) = db.prepare_user(rest)?;
+            let Some(mut stmt) = stmt else { return Err(StorageError::error(NO_STATEMENT_MESSAGE)) };
+            if !stmt.is_readonly() {
+                return Ok(None);
+            }
+            let tail = &rest[consumed..];
+            if sql_text::is_query_end(tail) {
+                if stmt.parameter_count() != params.len() {
+                    return Err(StorageError::error(WRONG_PARAMETER_COUNT_MESSAGE));
+                }
+                stmt.bind_all(params)?;
+                let columns = (0..stmt.column_count()).map(|i| stmt.column_name(i)).collect();
+                let (rows, _) = step_rows(&mut stmt, sink, StepMode::All)?;
+                return Ok(Some((CursorState { cursor: None, rows_read: rows, rows_written: 0 }, columns)));
+            }
+            if stmt.parameter_count() > 0 {
+                return Err(StorageError::error(MULTI_STATEMENT_PARAMETERS_MESSAGE));
+            }
+            while let Step::Row = stmt.step()? {}
+            rest = tail;
+        }
+    }
+
     /// Reads up to the sink's capacity of further rows.
     pub fn sql_next(&mut self, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
         self.db().continue_cursor(cursor, sink)

@@ -8,7 +8,8 @@ use slab::Slab;
 use super::durability::{Durability, SyncTarget};
 use super::error::{Result, StorageError};
 use super::location::Location;
-use super::object_database::ObjectDatabase;
+use super::object_database::{CursorState, ObjectDatabase, RowSink};
+use super::raw_statement::SqlParam;
 
 pub type Handle = u32;
 
@@ -19,6 +20,9 @@ pub struct ObjectStore {
     max_open: usize,
     /// The handle used last, whose LRU position need not be refreshed again.
     last_used: Option<Handle>,
+    /// An empty in-memory database with the SQL policy, which answers reads of objects
+    /// that have no file yet (created on first use).
+    empty: Option<ObjectDatabase>,
 }
 
 impl Default for ObjectStore {
@@ -37,7 +41,7 @@ fn default_max_open_files() -> usize {
 
 impl ObjectStore {
     pub fn new(max_open: usize) -> Self {
-        ObjectStore { objects: Slab::new(), open_files: LruCache::unbounded(), max_open: max_open.max(1), last_used: None }
+        ObjectStore { objects: Slab::new(), open_files: LruCache::unbounded(), max_open: max_open.max(1), last_used: None, empty: None }
     }
 
     /// Registers an object; nothing touches the disk until it is read or written.
@@ -127,6 +131,29 @@ impl ObjectStore {
                 o.close();
             }
         }
+    }
+
+    /// Runs SQL on an object. Reads of an object that was never written are answered by an
+    /// empty database, so they create no file; the first statement that writes creates it.
+    pub fn sql_exec_text(
+        &mut self,
+        handle: Handle,
+        query: &str,
+        params: &[SqlParam<'_>],
+        sink: &mut dyn RowSink,
+    ) -> Result<(CursorState, Vec<String>)> {
+        if self.database(handle, false)?.is_none() {
+            if self.empty.is_none() {
+                let mut empty = ObjectDatabase::new(None, Durability::Relaxed);
+                empty.open(true)?;
+                self.empty = Some(empty);
+            }
+            let empty = self.empty.as_mut().expect("created");
+            if let Some(result) = empty.sql_exec_text_if_readonly(query, params, sink)? {
+                return Ok(result);
+            }
+        }
+        self.writable(handle)?.sql_exec_text(query, params, sink)
     }
 
     pub fn open_file_count(&self) -> usize {
