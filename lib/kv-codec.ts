@@ -32,7 +32,7 @@ export function deleteKey(handle: number, key: string): boolean {
 }
 
 /** Decodes the engine's key/value entries into a Map, in the engine's order. */
-export function readEntries<T>(bytes: Uint8Array, length: number): Map<string, T> {
+function readEntries<T>(bytes: Uint8Array, length: number): Map<string, T> {
   const map = new Map<string, T>();
   const reader = new Reader(bytes);
   while (reader.pos < length) {

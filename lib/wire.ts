@@ -171,7 +171,7 @@ export function encodeParams(bindings: unknown[]): void {
 }
 
 /** Decodes UTF-8, by hand for short ASCII (TextDecoder's call cost dominates there). */
-export function decodeText(bytes: Uint8Array, start: number, end: number): string {
+function decodeText(bytes: Uint8Array, start: number, end: number): string {
   if (end - start < 64) {
     let s = "";
     for (let i = start; i < end; i++) {

@@ -254,11 +254,7 @@ impl ObjectDatabase {
         let db = self.db();
         // Open cursors would make DROP fail with "database table is locked"; Cloudflare's
         // deleteAll wipes the database under them, so they end here.
-        db.cursors.clear();
-        for p in db.prepared.iter_mut().flatten() {
-            p.stmt.reset();
-            p.busy = false;
-        }
+        db.end_cursors();
         db.begin_implicit()?;
         db.internal(|conn| {
             // Dropping a parent table before its children must not trip foreign keys;
@@ -566,12 +562,17 @@ impl OpenDatabase {
         Ok(())
     }
 
-    fn rollback_all(&mut self) {
+    /// Ends every open cursor and readies every prepared statement for its next run.
+    fn end_cursors(&mut self) {
+        self.cursors.clear();
         for p in self.prepared.iter_mut().flatten() {
             p.stmt.reset();
             p.busy = false;
         }
-        self.cursors.clear();
+    }
+
+    fn rollback_all(&mut self) {
+        self.end_cursors();
         if !self.conn.is_autocommit() {
             let _ = self.internal(|conn| conn.execute_batch("ROLLBACK"));
         }

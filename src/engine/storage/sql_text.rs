@@ -37,20 +37,9 @@ fn is_sql_space(byte: u8) -> bool {
 /// Comments and extra semicolons are *not* skipped, exactly as in workerd: for
 /// `"SELECT 1; -- done"` the `SELECT` counts as an intermediate statement (it runs, its rows are
 /// discarded) and preparing the remaining `-- done` then yields no statement, which workerd
-/// reports as [`NO_STATEMENT_MESSAGE`]. Use this rather than [`is_blank`] to match Cloudflare.
+/// reports as [`NO_STATEMENT_MESSAGE`].
 pub fn is_query_end(tail: &str) -> bool {
     tail.bytes().all(is_sql_space)
-}
-
-/// True when `sql` holds no statement at all: only whitespace, `;`, `-- line comments` and
-/// `/* block comments */`. An unterminated block comment runs to the end of the text, as SQLite
-/// treats it.
-///
-/// This is SQLite's own notion of "nothing left to prepare", and more lenient than workerd's:
-/// deciding "is this the last statement?" with it accepts a trailing comment or an extra `;` that
-/// Cloudflare rejects (see [`is_query_end`]).
-pub fn is_blank(sql: &str) -> bool {
-    skip_trivia_and_semicolons(sql).is_empty()
 }
 
 /// The destination of an `ALTER TABLE [schema.]table RENAME TO destination` statement, with its
@@ -235,56 +224,6 @@ mod tests {
         assert!(!is_query_end(";"));
         assert!(!is_query_end("\u{a0}"));
         assert!(!is_query_end(" SELECT 2"));
-    }
-
-    #[test]
-    fn blank_text_holds_no_statement() {
-        assert!(is_blank(""));
-        assert!(is_blank("  \n\t "));
-        assert!(is_blank(";"));
-        assert!(is_blank(" ; ;\n;"));
-        assert!(is_blank("-- a line comment"));
-        assert!(is_blank("-- one\n-- two\n"));
-        assert!(is_blank("/* block */"));
-        assert!(is_blank("/* multi\nline */ ; -- and more"));
-        assert!(is_blank("/* never closed; SELECT 1"));
-        assert!(is_blank("/**/"));
-    }
-
-    #[test]
-    fn text_with_a_statement_is_not_blank() {
-        assert!(!is_blank("SELECT 1"));
-        assert!(!is_blank("; SELECT 1"));
-        assert!(!is_blank("-- comment\nSELECT 1"));
-        assert!(!is_blank("/* comment */ SELECT 1"));
-        // A lone `-` or `/` is an operator, not the start of a comment.
-        assert!(!is_blank("-"));
-        assert!(!is_blank("/"));
-        assert!(!is_blank("/ *"));
-        // SQLite does not treat Unicode spaces as whitespace.
-        assert!(!is_blank("\u{a0}"));
-    }
-
-    #[test]
-    fn blank_agrees_with_sqlite() {
-        // SQLite prepares no statement from exactly the texts `is_blank` calls blank.
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        for sql in ["", " ; ", "-- c", "/* c */;", "/* open", ";;\n-- c\n;"] {
-            assert!(is_blank(sql), "{sql:?}");
-            assert!(
-                matches!(conn.prepare(sql), Err(rusqlite::Error::Empty)),
-                "{sql:?}"
-            );
-        }
-        for sql in [
-            "SELECT 1",
-            "; SELECT 1",
-            "-- c\nSELECT 1",
-            "/* c */ SELECT 1",
-        ] {
-            assert!(!is_blank(sql), "{sql:?}");
-            assert!(conn.prepare(sql).is_ok(), "{sql:?}");
-        }
     }
 
     #[test]
