@@ -23,3 +23,24 @@ const STANDARD_ERRORS: ErrorConstructor[] = [
   EvalError,
   URIError,
 ];
+
+/** Errors the runtime itself raises (resets, overload): callers get them as they are. */
+const RUNTIME_ERRORS = new WeakSet<object>();
+
+/** An error of the runtime's own, with Cloudflare's marker properties. */
+export function runtimeError(message: string, marks: { overloaded?: boolean; durableObjectReset?: boolean } = {}): Error {
+  const error = Object.assign(new Error(message), marks);
+  RUNTIME_ERRORS.add(error);
+  return error;
+}
+
+/** What the caller of an event sees when it failed with `e`. */
+export function callerError(e: unknown, remote: boolean): unknown {
+  if (!remote || (typeof e === "object" && e !== null && RUNTIME_ERRORS.has(e))) return e;
+  return remoteError(e);
+}
+
+export const OVERLOADED_QUEUE = "Durable Object is overloaded. Too many requests queued.";
+export const BLOCK_CONCURRENCY_TIMEOUT =
+  "A call to blockConcurrencyWhile() in a Durable Object waited for too long. The call was canceled and the Durable Object was reset.";
+export const ABORTED = "Application called abort() to reset Durable Object.";

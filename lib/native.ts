@@ -36,6 +36,15 @@ export interface NativeBinding {
   idFromName(uniqueKey: string, name: string): string;
   newUniqueId(uniqueKey: string): string;
   parseId(uniqueKey: string, text: string): string;
+  mailboxOpen(capacity: number): number;
+  mailboxClose(handle: number): void;
+  mailboxOffer(handle: number, token: number): number;
+  mailboxDeliver(handle: number): number;
+  mailboxFinished(handle: number): number;
+  mailboxEnterCritical(handle: number): boolean;
+  mailboxExitCritical(handle: number): boolean;
+  mailboxReset(handle: number): number[];
+  mailboxIdle(handle: number): boolean;
 }
 
 const require = createRequire(import.meta.url);

@@ -1,44 +1,87 @@
 // One live object: its instance (constructed lazily, again after a reset), its storage,
 // and the delivery of events to it.
 //
-// Until the Rust scheduler lands (issue #3), events to one object are delivered one at a
-// time in arrival order: the next starts when the previous handler has finished. A
-// handler's result is released to its caller only when every write issued before it is
-// durable (the output gate, see commits.ts).
+// When an event may start is the mailbox's decision (src/engine/actor/mailbox.rs, with
+// Cloudflare's input-gate rules); this file keeps what each event does and runs it. An
+// idle object runs an event at once (in a microtask, so the call is still asynchronous
+// for its caller). A busy one queues it; queued events
+// start one per turn of the event loop (a "delivery point"), so they interleave with a
+// running event only while it awaits something other than storage, never while a critical
+// section (blockConcurrencyWhile, storage.transaction) is open. A handler's result is
+// released to its caller only when every write issued before it is durable (the output
+// gate, see commits.ts).
 import { Commits } from "./commits.js";
-import { remoteError } from "./errors.js";
+import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
 import type { DurableObjectId } from "./namespace.js";
 import { native } from "./native.js";
 import { DurableObjectState, type StateHost } from "./state.js";
 import { DurableObjectStorage } from "./storage.js";
+import type { CriticalSections } from "./transaction.js";
 
 export type ObjectClass = new (ctx: DurableObjectState, env: any) => object;
 
+/** How a Registry tunes its objects. */
+export interface RuntimeLimits {
+  /** Waiting events per object before calls fail as overloaded. */
+  maxQueuedEvents: number;
+  /** ms a blockConcurrencyWhile() callback may run before the object is reset. */
+  blockConcurrencyWhileTimeout: number;
+}
+
+interface Event {
+  handler: (instance: object) => unknown;
+  /** The caller is on the other side of a stub: errors are copied as remote ones. */
+  remote: boolean;
+  resolve: (value: any) => void;
+  reject: (error: unknown) => void;
+}
+
+// mailboxOffer outcomes.
+const START = 0;
+const WAIT_AND_SCHEDULE = 2;
+const OVERLOADED = 3;
+
+let lastToken = 0;
+/** Event tokens: below 2^31 (the mailbox packs a flag next to them). */
+function nextToken(): number {
+  lastToken = lastToken >= 0x7fffffff ? 1 : lastToken + 1;
+  return lastToken;
+}
+
 const noop = () => {};
 
-export class ObjectRuntime implements StateHost {
+export class ObjectRuntime implements StateHost, CriticalSections {
   readonly handle: number;
+  readonly mailbox: number;
   readonly commits: Commits;
   readonly storage: DurableObjectStorage;
   readonly #id: DurableObjectId;
   readonly #Class: ObjectClass;
   readonly #env: unknown;
+  readonly #limits: RuntimeLimits;
   #instance: object | undefined;
   #state: DurableObjectState | undefined;
-  /** An event's handler is running; others wait in `#queue`. */
-  #running = false;
-  readonly #queue: { start: () => void; fail: (error: unknown) => void }[] = [];
-  /** An open blockConcurrencyWhile(): events wait for it. */
-  #blocked: Promise<unknown> | undefined;
+  /** Queued events, by token. */
+  readonly #waiting = new Map<number, Event>();
+  /** Started events whose handlers have not settled. */
+  readonly #running = new Set<Event>();
+  /** Bumped by every reset: work of an older instance no longer counts. */
+  #generation = 0;
+  /** Set while the constructor runs. */
+  #constructing = false;
+  /** A blockConcurrencyWhile() the constructor opened: the event that constructed waits for it too. */
+  #constructorSection: Promise<unknown> | undefined;
   readonly #waitUntil = new Set<Promise<unknown>>();
 
-  constructor(id: DurableObjectId, handle: number, Class: ObjectClass, env: unknown) {
+  constructor(id: DurableObjectId, handle: number, Class: ObjectClass, env: unknown, limits: RuntimeLimits) {
     this.#id = id;
     this.handle = handle;
     this.#Class = Class;
     this.#env = env;
+    this.#limits = limits;
+    this.mailbox = native.mailboxOpen(limits.maxQueuedEvents);
     this.commits = new Commits(handle, (error) => this.reset(error));
-    this.storage = new DurableObjectStorage(handle, this.commits);
+    this.storage = new DurableObjectStorage(handle, this.commits, this);
   }
 
   fetch(request: Request): Promise<Response> {
@@ -59,60 +102,92 @@ export class ObjectRuntime implements StateHost {
     return this.#deliver((instance) => callback(instance, this.#state!), false);
   }
 
-  /**
-   * Delivers an event: at once when the object is idle (no promise hops on the fast
-   * path), else after the events before it. Its result goes to the caller once the
-   * writes issued before it are durable. Errors are copied as a remote caller sees them
-   * when `remote`.
-   */
-  #deliver<T>(handler: (instance: object) => T | Promise<T>, remote: boolean): Promise<T> {
+  #deliver<T>(handler: (instance: object) => unknown, remote: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const start = () => this.#start(handler, remote, resolve, reject);
-      if (this.#running || this.#blocked !== undefined) {
-        this.#queue.push({ start, fail: (error) => reject(remote ? remoteError(error) : error) });
+      const event: Event = { handler, remote, resolve, reject };
+      const token = nextToken();
+      const offer = native.mailboxOffer(this.mailbox, token);
+      if (offer === START) {
+        // As on Cloudflare, a call is asynchronous: the caller's synchronous code runs on
+        // before the handler does. A microtask, not a thread hop or an event-loop turn.
+        queueMicrotask(() => this.#start(event));
+      } else if (offer === OVERLOADED) {
+        reject(runtimeError(OVERLOADED_QUEUE, { overloaded: true }));
       } else {
-        start();
+        this.#waiting.set(token, event);
+        if (offer === WAIT_AND_SCHEDULE) setImmediate(this.#deliveryPoint);
       }
     });
   }
 
-  #start<T>(handler: (instance: object) => T | Promise<T>, remote: boolean, resolve: (v: T) => void, reject: (e: unknown) => void): void {
-    this.#running = true;
-    const finish = (ok: boolean, value: unknown) => {
-      // Outputs wait for the writes issued before them; the next event need not.
-      const gate = this.commits.whenDurable();
-      this.#running = false;
-      this.#next();
-      const settle = () => (ok ? resolve(value as T) : reject(remote ? remoteError(value) : value));
-      if (gate === undefined) settle();
-      else gate.then(settle, reject);
-    };
-    let result: T | Promise<T>;
-    try {
-      const instance = this.#activate();
-      // A constructor that called blockConcurrencyWhile() holds this event back too.
-      const blocked = this.#blocked;
-      result = blocked === undefined ? handler(instance) : blocked.then(() => handler(this.#activate()));
-    } catch (error) {
-      finish(false, error);
-      return;
-    }
-    if (result instanceof Promise) result.then((v) => finish(true, v), (e) => finish(false, e));
-    else finish(true, result);
+  /** A turn of the event loop: the mailbox may let one waiting event start. */
+  readonly #deliveryPoint = (): void => {
+    if (this.#shut) return; // scheduled before close() found the mailbox idle
+    const delivered = native.mailboxDeliver(this.mailbox);
+    if (delivered === 0) return;
+    if (delivered & 1) setImmediate(this.#deliveryPoint);
+    this.#startWaiting(delivered >>> 1);
+  };
+
+  #startWaiting(token: number): void {
+    const event = this.#waiting.get(token)!;
+    this.#waiting.delete(token);
+    this.#start(event);
   }
 
-  /** Starts the next queued event, unless a critical section holds them back. */
-  #next(): void {
-    if (this.#running || this.#blocked !== undefined) return;
-    this.#queue.shift()?.start();
+  #start(event: Event): void {
+    const generation = this.#generation;
+    this.#running.add(event);
+    let result: unknown;
+    try {
+      const instance = this.#activate();
+      const section = this.#constructorSection;
+      result =
+        section === undefined
+          ? event.handler(instance)
+          : section.then(() => (generation === this.#generation ? event.handler(this.#activate()) : undefined));
+    } catch (error) {
+      this.#finish(event, generation, false, error);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value) => this.#finish(event, generation, true, value),
+        (error) => this.#finish(event, generation, false, error),
+      );
+    } else {
+      this.#finish(event, generation, true, result);
+    }
+  }
+
+  #finish(event: Event, generation: number, ok: boolean, value: unknown): void {
+    if (generation !== this.#generation) return; // the reset already failed it
+    this.#running.delete(event);
+    // Outputs wait for the writes issued before them; the next event need not.
+    const gate = this.commits.whenDurable();
+    const next = native.mailboxFinished(this.mailbox);
+    const settle = () => (ok ? event.resolve(value) : event.reject(callerError(value, event.remote)));
+    if (gate === undefined) settle();
+    else gate.then(settle, (error) => event.reject(callerError(error, event.remote)));
+    if (next !== 0) this.#startWaiting(next);
   }
 
   #activate(): object {
     if (this.#instance === undefined) {
       this.commits.repair();
       const state = new DurableObjectState(this.#id, this);
-      this.#instance = new this.#Class(state, this.#env);
       this.#state = state;
+      this.#constructing = true;
+      try {
+        this.#instance = new this.#Class(state, this.#env);
+      } catch (error) {
+        this.#state = undefined;
+        // A critical section the constructor opened would hold the object forever.
+        if (this.#constructorSection !== undefined) this.reset(error);
+        throw error;
+      } finally {
+        this.#constructing = false;
+      }
     }
     return this.#instance;
   }
@@ -123,45 +198,91 @@ export class ObjectRuntime implements StateHost {
     p.then(() => this.#waitUntil.delete(p));
   }
 
+  enterCritical(): number {
+    if (!native.mailboxEnterCritical(this.mailbox)) {
+      throw new Error("blockConcurrencyWhile() and transaction() calls are nested more than 64 deep.");
+    }
+    return this.#generation;
+  }
+
+  exitCritical(section: number): void {
+    if (section !== this.#generation) return; // a reset closed it
+    if (native.mailboxExitCritical(this.mailbox)) setImmediate(this.#deliveryPoint);
+  }
+
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T> {
-    const run = (async () => callback())();
-    const blocked = run.then(
-      () => {
-        if (this.#blocked === blocked) this.#blocked = undefined;
-        this.#next();
+    const section = this.enterCritical();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      // Kept referenced: a caller waiting behind the section is pending work, and the
+      // timeout is how it ends if the callback never settles.
+      timer = setTimeout(() => reject(runtimeError(BLOCK_CONCURRENCY_TIMEOUT, { overloaded: true })), this.#limits.blockConcurrencyWhileTimeout);
+    });
+    const run = Promise.race([(async () => callback())(), timedOut]).then(
+      (value) => {
+        clearTimeout(timer);
+        if (this.#constructorSection === run) this.#constructorSection = undefined;
+        this.exitCritical(section);
+        return value;
       },
       (error) => {
-        if (this.#blocked === blocked) this.#blocked = undefined;
-        // A failed critical section resets the object; the events that waited for it fail.
-        this.reset(error);
-        for (const waiting of this.#queue.splice(0)) waiting.fail(error);
+        clearTimeout(timer);
+        // A failed critical section resets the object: what ran and what waited fail.
+        if (section === this.#generation) this.reset(error);
         throw error;
       },
     );
-    this.#blocked = blocked;
+    if (this.#constructing) {
+      this.#constructorSection = run;
+      run.catch(noop); // the constructing event fails through the reset
+    }
     return run;
+  }
+
+  /**
+   * `ctx.abort()`: resets the object now. Uncommitted writes are dropped, in-flight calls
+   * fail, and the error is thrown so that the calling code stops.
+   */
+  abort(reason?: unknown): never {
+    const error = runtimeError(reason === undefined ? ABORTED : String(reason));
+    this.reset(error);
+    throw error;
   }
 
   /** Drops the instance and its uncommitted writes; the next event constructs anew. */
   reset(reason: unknown): void {
+    this.#generation++;
     this.#instance = undefined;
     this.#state = undefined;
+    this.#constructorSection = undefined;
     this.commits.discard(reason);
+    const running = [...this.#running];
+    this.#running.clear();
+    const waiting = native.mailboxReset(this.mailbox).map((token) => {
+      const event = this.#waiting.get(token)!;
+      this.#waiting.delete(token);
+      return event;
+    });
+    for (const event of [...running, ...waiting]) event.reject(callerError(reason, event.remote));
   }
 
   /** Set once close() has begun: the registry is shutting down. */
   closed = false;
+  /** Set once the storage and mailbox are released. */
+  #shut = false;
 
   /** Commits, waits for durability and in-flight work, and closes the object's storage. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.#running || this.#queue.length > 0 || this.#blocked !== undefined) {
+    while (!native.mailboxIdle(this.mailbox)) {
       await new Promise((resolve) => setImmediate(resolve));
     }
     await Promise.all(this.#waitUntil);
     this.commits.commit();
     const gate = this.commits.whenDurable();
     if (gate !== undefined) await gate.catch(noop);
+    this.#shut = true;
     native.storageClose(this.handle);
+    native.mailboxClose(this.mailbox);
   }
 }

@@ -3,7 +3,7 @@
 import { commitPending } from "./commits.js";
 import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
 import { native } from "./native.js";
-import { ObjectRuntime, type ObjectClass } from "./object-runtime.js";
+import { ObjectRuntime, type ObjectClass, type RuntimeLimits } from "./object-runtime.js";
 import type { DurableObjectStub } from "./stub.js";
 
 export interface RegistryOptions {
@@ -16,6 +16,13 @@ export interface RegistryOptions {
    * released. "relaxed": a write survives a killed process but not a power cut.
    */
   durability?: "full" | "relaxed";
+  /**
+   * Events waiting for one object before further calls fail with Cloudflare's
+   * "Durable Object is overloaded. Too many requests queued." Default 10,000.
+   */
+  maxQueuedEvents?: number;
+  /** ms a blockConcurrencyWhile() callback may run before the object is reset. Default 30,000 (Cloudflare's). */
+  blockConcurrencyWhileTimeout?: number;
 }
 
 export interface NamespaceOptions {
@@ -34,6 +41,7 @@ export class Registry implements ObjectDirectory {
   readonly dataDir: string;
   readonly durability: "full" | "relaxed";
   readonly #env: unknown;
+  readonly #limits: RuntimeLimits;
   readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace }>();
   readonly #runtimes = new Map<string, ObjectRuntime>();
   #closed = false;
@@ -45,6 +53,10 @@ export class Registry implements ObjectDirectory {
       throw new TypeError(`durability must be "full" or "relaxed", not ${JSON.stringify(this.durability)}`);
     }
     this.#env = options.env ?? {};
+    this.#limits = {
+      maxQueuedEvents: positiveInteger(options.maxQueuedEvents, 10_000, "maxQueuedEvents"),
+      blockConcurrencyWhileTimeout: positiveInteger(options.blockConcurrencyWhileTimeout, 30_000, "blockConcurrencyWhileTimeout"),
+    };
   }
 
   /** The namespace of `Class`: idFromName, idFromString, newUniqueId, get, getByName. */
@@ -94,7 +106,7 @@ export class Registry implements ObjectDirectory {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
-      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env);
+      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits);
       this.#runtimes.set(key, runtime);
     }
     return runtime;
@@ -112,4 +124,10 @@ export class Registry implements ObjectDirectory {
   #checkOpen(): void {
     if (this.#closed) throw new Error("This Registry is closed.");
   }
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer, not ${String(value)}`);
+  return value;
 }

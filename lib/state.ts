@@ -7,6 +7,7 @@ export interface StateHost {
   readonly storage: DurableObjectStorage;
   waitUntil(promise: Promise<unknown>): void;
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
+  abort(reason?: unknown): never;
 }
 
 export class DurableObjectState {
@@ -34,5 +35,14 @@ export class DurableObjectState {
    */
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T> {
     return this.#host.blockConcurrencyWhile(callback);
+  }
+
+  /**
+   * Resets the object at once: uncommitted writes are dropped, calls in flight fail with
+   * `reason` (default "Application called abort() to reset Durable Object."), and this
+   * call throws so that the code after it does not run. The next event constructs anew.
+   */
+  abort(reason?: string, _options?: { retryAlarm?: boolean }): never {
+    return this.#host.abort(reason);
   }
 }

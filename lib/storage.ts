@@ -8,7 +8,7 @@ import { deleteKey, getEntries, keyString, listEntries, readValue, writeValue, t
 import { native } from "./native.js";
 import { SqlStorage } from "./sql.js";
 import { SyncKvStorage } from "./sync-kv.js";
-import { DurableObjectTransaction, TransactionScope } from "./transaction.js";
+import { DurableObjectTransaction, TransactionScope, type CriticalSections } from "./transaction.js";
 
 export type { ListOptions };
 export interface GetOptions {
@@ -54,10 +54,10 @@ export class DurableObjectStorage {
   #kv: SyncKvStorage | undefined;
 
   /** @internal */
-  constructor(handle: number, commits: Commits) {
+  constructor(handle: number, commits: Commits, sections: CriticalSections) {
     this.#handle = handle;
     this.#commits = commits;
-    this.#transactions = new TransactionScope(handle, commits);
+    this.#transactions = new TransactionScope(handle, commits, sections);
   }
 
   // `T = any` (Cloudflare's types say `unknown`) so the usual `(await get(k)) || 0` compiles.

@@ -5,6 +5,13 @@ import type { Commits } from "./commits.js";
 import { native } from "./native.js";
 import type { DurableObjectStorage, GetOptions, ListOptions, PutOptions } from "./storage.js";
 
+/** The object's input gate, as a transaction holds it (see object-runtime.ts). */
+export interface CriticalSections {
+  /** Opens a section; returns what closes it (a reset in between voids the section). */
+  enterCritical(): number;
+  exitCritical(section: number): void;
+}
+
 export class TransactionScope {
   /** Open savepoints (sync and async). */
   depth = 0;
@@ -12,6 +19,7 @@ export class TransactionScope {
   constructor(
     private readonly handle: number,
     private readonly commits: Commits,
+    private readonly sections: CriticalSections,
   ) {}
 
   sync<T>(closure: () => T): T {
@@ -31,6 +39,17 @@ export class TransactionScope {
   }
 
   async run<T>(storage: DurableObjectStorage, closure: (txn: DurableObjectTransaction) => Promise<T>): Promise<T> {
+    // A critical section: no other event starts until the closure settles, even while it
+    // awaits other I/O.
+    const section = this.sections.enterCritical();
+    try {
+      return await this.runInside(storage, closure);
+    } finally {
+      this.sections.exitCritical(section);
+    }
+  }
+
+  private async runInside<T>(storage: DurableObjectStorage, closure: (txn: DurableObjectTransaction) => Promise<T>): Promise<T> {
     this.commits.wrote();
     // The turn's commit must not cut through an open transaction.
     this.commits.transactionOpened();

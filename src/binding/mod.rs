@@ -6,6 +6,7 @@
 //! costs ~10x more per call), and results are written into a `Uint8Array` the caller
 //! reuses (creating a Buffer per call would cost more than the SQLite work itself).
 
+mod actor;
 mod errors;
 mod ids;
 mod output;
