@@ -2,7 +2,9 @@
 export { OpenDO, DurableObject } from "./durable-object.js";
 export { Registry, type RegistryOptions, type NamespaceOptions } from "./registry.js";
 export { DurableObjectNamespace, DurableObjectId } from "./namespace.js";
-export { DurableObjectStub } from "./stub.js";
+export { DurableObjectStub, type RpcMethods } from "./stub.js";
+export { RpcTarget } from "./rpc/target.js";
+export { RpcStub, RpcPromise } from "./rpc/client.js";
 export { DurableObjectState } from "./state.js";
 export { DurableObjectStorage, type GetOptions, type PutOptions, type ListOptions } from "./storage.js";
 export { DurableObjectTransaction } from "./transaction.js";

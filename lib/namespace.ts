@@ -3,7 +3,7 @@
 // it moves between `wrangler dev` and open-do.
 import { native } from "./native.js";
 import type { ObjectDirectory } from "./registry.js";
-import { DurableObjectStub } from "./stub.js";
+import type { DurableObjectStub } from "./stub.js";
 
 export class DurableObjectId {
   readonly #hex: string;
@@ -58,7 +58,8 @@ export class DurableObjectNamespace<T = unknown> {
   /** A stub for `id`. Creates nothing: the object starts on its first call. */
   get(id: DurableObjectId, _options?: { locationHint?: string }): DurableObjectStub<T> {
     if (!(id instanceof DurableObjectId)) throw new TypeError("get() expects a DurableObjectId.");
-    return new DurableObjectStub<T>(id, this.uniqueKey, this.#directory);
+    const StubClass = this.#directory.stubClass(this.uniqueKey);
+    return new StubClass(id, this.uniqueKey, this.#directory) as DurableObjectStub<T>;
   }
 
   getByName(name: string, options?: { locationHint?: string }): DurableObjectStub<T> {

@@ -17,6 +17,9 @@ import { native } from "./native.js";
 import { DurableObjectState, type StateHost } from "./state.js";
 import { DurableObjectStorage } from "./storage.js";
 import type { CriticalSections } from "./transaction.js";
+import { copyResult } from "./rpc/copy.js";
+import { noRpcSupport } from "./rpc/errors.js";
+import { invoke, resolve } from "./rpc/path.js";
 
 export type ObjectClass = new (ctx: DurableObjectState, env: any) => object;
 
@@ -73,7 +76,10 @@ export class ObjectRuntime implements StateHost, CriticalSections {
   #constructorSection: Promise<unknown> | undefined;
   readonly #waitUntil = new Set<Promise<unknown>>();
 
-  constructor(id: DurableObjectId, handle: number, Class: ObjectClass, env: unknown, limits: RuntimeLimits) {
+  readonly #rpc: boolean;
+
+  constructor(id: DurableObjectId, handle: number, Class: ObjectClass, env: unknown, limits: RuntimeLimits, rpc: boolean) {
+    this.#rpc = rpc;
     this.#id = id;
     this.handle = handle;
     this.#Class = Class;
@@ -94,6 +100,20 @@ export class ObjectRuntime implements StateHost, CriticalSections {
         }
         return response;
       });
+    }, true);
+  }
+
+  /**
+   * An RPC call (`args`) or property read (`args === undefined`) on the member `path`
+   * names, as an event. The result is copied for the caller (stubs for functions and
+   * RpcTargets) and released once the writes before it are durable.
+   */
+  rpc(path: readonly string[], args: unknown[] | undefined): Promise<unknown> {
+    if (!this.#rpc) return Promise.reject(noRpcSupport());
+    return this.#deliver((instance) => {
+      const value = args === undefined ? resolve(instance, path).value : invoke(instance, path, args);
+      if (typeof (value as { then?: unknown } | null)?.then === "function") return Promise.resolve(value).then(copyResult);
+      return copyResult(value);
     }, true);
   }
 

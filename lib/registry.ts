@@ -4,7 +4,8 @@ import { commitPending } from "./commits.js";
 import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
 import { native } from "./native.js";
 import { ObjectRuntime, type ObjectClass, type RuntimeLimits } from "./object-runtime.js";
-import type { DurableObjectStub } from "./stub.js";
+import { DurableObjectStub, stubClassFor } from "./stub.js";
+import { OpenDO } from "./durable-object.js";
 
 export interface RegistryOptions {
   /** Folder for the objects' SQLite files (workerd's layout), or ":memory:". Default ".open-do". */
@@ -33,6 +34,7 @@ export interface NamespaceOptions {
 /** How stubs reach live objects. */
 export interface ObjectDirectory {
   runtime(uniqueKey: string, id: DurableObjectId): ObjectRuntime;
+  stubClass(uniqueKey: string): typeof DurableObjectStub;
 }
 
 const HEX_ID = /^[0-9a-fA-F]{64}$/;
@@ -106,10 +108,17 @@ export class Registry implements ObjectDirectory {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
-      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits);
+      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class));
       this.#runtimes.set(key, runtime);
     }
     return runtime;
+  }
+
+  /** @internal */
+  stubClass(uniqueKey: string): typeof DurableObjectStub {
+    const entry = this.#namespaces.get(uniqueKey);
+    if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
+    return stubClassFor(entry.Class, supportsRpc(entry.Class));
   }
 
   /** Lets in-flight work finish, commits every write, and closes every file. */
@@ -130,4 +139,9 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer, not ${String(value)}`);
   return value;
+}
+
+/** Cloudflare serves RPC only to classes that extend DurableObject. */
+function supportsRpc(Class: Function): boolean {
+  return Class === OpenDO || Class.prototype instanceof OpenDO;
 }

@@ -1,15 +1,24 @@
-// DurableObjectStub: how callers reach an object. `fetch()` has Fetch API semantics.
+// DurableObjectStub: how callers reach an object. `fetch()` has Fetch API semantics;
+// every other property is an RPC method or property of the object (see rpc/).
+//
+// A stub answers every name but `then`. The object's own method names get real methods
+// on a per-class stub class, so the common `stub.method(args)` is an ordinary call; any
+// other name falls through to a wildcard (a Proxy at the end of the prototype chain)
+// that gives the same result more slowly.
 import type { DurableObjectId } from "./namespace.js";
 import type { ObjectRuntime } from "./object-runtime.js";
 import type { ObjectDirectory } from "./registry.js";
+import { rpcProperty, startCall, type Hook, type RpcPromise } from "./rpc/client.js";
+import { classMethodNames } from "./rpc/path.js";
 
-export class DurableObjectStub<T = unknown> {
+class DurableObjectStubBase<T = unknown> {
   readonly id: DurableObjectId;
   readonly name: string | undefined;
   readonly #directory: ObjectDirectory;
   readonly #uniqueKey: string;
   /** The live object, looked up once (a stub is used for many calls). */
   #runtime: ObjectRuntime | undefined;
+  #hook: Hook | undefined;
 
   /** @internal */
   constructor(id: DurableObjectId, uniqueKey: string, directory: ObjectDirectory) {
@@ -40,9 +49,81 @@ export class DurableObjectStub<T = unknown> {
     return (this.#runtime = this.#directory.runtime(this.#uniqueKey, this.id));
   }
 
+  /** @internal How RPC calls reach the object: through its mailbox, as events. */
+  _hook(): Hook {
+    return (this.#hook ??= {
+      call: (path, args) => this._runtime().rpc(path, args),
+      dup: () => this._hook(),
+      dispose: () => {},
+    });
+  }
+
   /** @internal marker for the type parameter */
   declare readonly __type?: T;
 }
+
+// Names the object does not define still answer (Cloudflare's stubs are wildcards); the
+// call then fails with Cloudflare's error from the receiving side.
+Object.setPrototypeOf(
+  DurableObjectStubBase.prototype,
+  new Proxy(Object.create(null), {
+    get: (_target, prop, receiver: DurableObjectStubBase) =>
+      typeof prop === "symbol" || prop === "then" ? undefined : rpcProperty(receiver._hook(), [prop]),
+  }),
+);
+
+/** `stub.constructor` is a (reserved) RPC name too, not the stub's class. */
+function answerConstructorByRpc(prototype: object): void {
+  Object.defineProperty(prototype, "constructor", {
+    get(this: DurableObjectStubBase) {
+      return rpcProperty(this._hook(), ["constructor"]);
+    },
+    configurable: true,
+  });
+}
+answerConstructorByRpc(DurableObjectStubBase.prototype);
+
+const stubClasses = new WeakMap<Function, typeof DurableObjectStubBase>();
+
+/** The stub class for objects of `Class`: its RPC methods as real methods. */
+export function stubClassFor(Class: Function, rpc: boolean): typeof DurableObjectStubBase {
+  const cached = stubClasses.get(Class);
+  if (cached !== undefined) return cached;
+  const StubClass = class<T> extends DurableObjectStubBase<T> {} as typeof DurableObjectStubBase;
+  answerConstructorByRpc(StubClass.prototype);
+  {
+    if (rpc) {
+      for (const name of classMethodNames(Class)) {
+        const path = [name];
+        Object.defineProperty(StubClass.prototype, name, {
+          value: function (this: DurableObjectStubBase, ...args: unknown[]): RpcPromise {
+            return startCall(this._hook(), path, args);
+          },
+          writable: true,
+          configurable: true,
+        });
+      }
+    }
+    stubClasses.set(Class, StubClass);
+  }
+  return StubClass;
+}
+
+/** Names a stub keeps for itself; they are not RPC methods. */
+type Reserved = "fetch" | "connect" | "alarm" | "webSocketMessage" | "webSocketClose" | "webSocketError" | "dup" | "constructor";
+
+/** The RPC side of a stub's type: each public method of T, returning a promise. */
+export type RpcMethods<T> = {
+  [K in keyof T as K extends Reserved ? never : T[K] extends (...args: any[]) => any ? K : never]: T[K] extends (
+    ...args: infer A
+  ) => infer R
+    ? (...args: A) => Promise<Awaited<R>>
+    : never;
+};
+
+/** A stub for an object of class T: `id`, `name`, `fetch()` and T's methods over RPC. */
+export type DurableObjectStub<T = unknown> = DurableObjectStubBase<T> & RpcMethods<T>;
+export const DurableObjectStub = DurableObjectStubBase;
 
 function toRequest(input: RequestInfo | URL, init: RequestInit | undefined): Request {
   if (input instanceof Request) return init === undefined ? input : new Request(input, init);

@@ -1,0 +1,134 @@
+// Copying values across an RPC boundary, with Cloudflare's rules (§2.15).
+//
+// Data is copied as structured clone copies it (cycles and shared references kept);
+// functions and RpcTarget instances travel by reference, as stubs that call back; stubs are
+// forwarded as duplicates. Instances of other classes, null-prototype objects, promises
+// nested in a value, and symbols cannot cross (DataCloneError). Request, Response,
+// Headers and streams move to the receiver as they are.
+import { DurableObjectStub } from "../stub.js";
+import { Capability, HOOK, PROPERTY, RpcPromise, disposeSymbol, hookOf, makeStub, type Hook } from "./client.js";
+import { notSerializable } from "./errors.js";
+import { RpcTarget } from "./target.js";
+import { cloneError } from "../structured-clone/errors.js";
+
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array);
+const ERRORS = new Set<Function>([Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]);
+/** Host objects that move to the receiver untouched (ownership of bodies moves with them). */
+const MOVED: Function[] = [Request, Response, Headers, ReadableStream, WritableStream, TransformStream, Blob].filter(
+  (C) => typeof C === "function",
+);
+
+class Copier {
+  readonly seen = new Map<object, unknown>();
+  /** Stubs made for the receiver (disposed with the call, or with the result). */
+  readonly created: Hook[] = [];
+
+  copy(value: unknown): unknown {
+    switch (typeof value) {
+      case "undefined":
+      case "boolean":
+      case "number":
+      case "string":
+      case "bigint":
+        return value;
+      case "symbol":
+        throw cloneError(`${String(value)} could not be cloned.`);
+      case "function":
+        return this.#reference(value);
+    }
+    if (value === null) return null;
+    const known = this.seen.get(value as object);
+    if (known !== undefined) return known;
+    return this.#object(value as object);
+  }
+
+  #keep<T>(original: object, copy: T): T {
+    this.seen.set(original, copy);
+    return copy;
+  }
+
+  #reference(value: object): unknown {
+    if ((value as Record<symbol, unknown>)[PROPERTY] !== undefined) throw notSerializable("JsRpcProperty");
+    const existing = hookOf(value);
+    const hook = existing !== undefined ? existing.dup() : new Capability(value).hook();
+    this.created.push(hook);
+    return this.#keep(value, makeStub(hook));
+  }
+
+  #object(value: object): unknown {
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype) {
+      const copy: Record<string, unknown> = this.#keep(value, {});
+      for (const key of Object.keys(value)) copy[key] = this.copy((value as Record<string, unknown>)[key]);
+      return copy;
+    }
+    if (Array.isArray(value)) {
+      const copy: unknown[] = this.#keep(value, new Array(value.length));
+      for (let i = 0; i < value.length; i++) if (i in value) copy[i] = this.copy(value[i]);
+      return copy;
+    }
+    if (value instanceof RpcTarget || (value as Record<symbol, unknown>)[HOOK] !== undefined) return this.#reference(value);
+    if (value instanceof RpcPromise) throw notSerializable("JsRpcPromise");
+    if (value instanceof DurableObjectStub) return value;
+    if (value instanceof Date) return this.#keep(value, new Date(value.getTime()));
+    if (value instanceof RegExp) return this.#keep(value, new RegExp(value.source, value.flags));
+    if (value instanceof Map) {
+      const copy = this.#keep(value, new Map());
+      for (const [k, v] of value) copy.set(this.copy(k), this.copy(v));
+      return copy;
+    }
+    if (value instanceof Set) {
+      const copy = this.#keep(value, new Set());
+      for (const v of value) copy.add(this.copy(v));
+      return copy;
+    }
+    if (value instanceof ArrayBuffer) return this.#keep(value, value.slice(0));
+    if (value instanceof TYPED_ARRAY || value instanceof DataView) {
+      const view = value as ArrayBufferView;
+      const buffer = this.copy(view.buffer) as ArrayBuffer;
+      const Ctor = value.constructor as new (b: ArrayBuffer, o: number, l: number) => unknown;
+      const length = value instanceof DataView ? value.byteLength : (value as unknown as { length: number }).length;
+      return this.#keep(value, new Ctor(buffer, view.byteOffset, length));
+    }
+    if (value instanceof Error && ERRORS.has(value.constructor)) {
+      const copy = new (value.constructor as ErrorConstructor)(value.message);
+      if (copy.name !== value.name) copy.name = value.name;
+      return this.#keep(value, copy);
+    }
+    if (value instanceof Boolean || value instanceof Number || value instanceof String || value instanceof BigInt) {
+      return this.#keep(value, Object(value.valueOf()));
+    }
+    if (MOVED.some((C) => value instanceof C)) return value;
+    if (value instanceof Promise) throw notSerializable("Promise");
+    const name = proto === null ? "Object" : (proto.constructor?.name ?? "Object");
+    throw notSerializable(name);
+  }
+}
+
+/** Arguments of a call, copied for the receiver. */
+export function copyArgs(args: unknown[]): { values: unknown[]; created: Hook[] } {
+  if (args.length === 0) return { values: args, created: [] };
+  const copier = new Copier();
+  const values = args.map((a) => copier.copy(a));
+  return { values, created: copier.created };
+}
+
+/**
+ * The result of a call, copied for the caller. A returned object gets a
+ * `[Symbol.dispose]()` that disposes the stubs inside it.
+ */
+export function copyResult(value: unknown): unknown {
+  if (typeof value !== "object" && typeof value !== "function" && typeof value !== "symbol") return value;
+  if (value === null) return null;
+  const copier = new Copier();
+  const copy = copier.copy(value);
+  if (typeof copy === "object" && copy !== null && hookOf(copy) === undefined && !(copy instanceof DurableObjectStub)) {
+    const created = copier.created;
+    Object.defineProperty(copy, disposeSymbol, { value: () => disposeAll(created), configurable: true });
+  }
+  return copy;
+}
+
+export function disposeAll(hooks: Hook[]): void {
+  for (const hook of hooks) hook.dispose();
+}
