@@ -163,3 +163,40 @@ test("a throwing blockConcurrencyWhile resets the object", async () => {
   assert.equal(await (await stub.fetch("http://do/")).text(), "2");
   await registry.close();
 });
+
+test("jurisdiction(): other ids for the same name, restricted namespaces take only their own", async () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  const ns = registry.namespace(Echo);
+  const eu = ns.jurisdiction("eu");
+  const plainId = ns.idFromName("x");
+  const euId = eu.idFromName("x");
+  assert.notEqual(euId.toString(), plainId.toString());
+  assert.equal(eu.idFromName("x").toString(), euId.toString(), "deterministic per jurisdiction");
+  assert.equal(euId.jurisdiction, "eu");
+  assert.equal(plainId.jurisdiction, undefined);
+  // The unrestricted namespace accepts any jurisdiction's ids, and knows which one they are.
+  assert.equal(ns.idFromString(euId.toString()).jurisdiction, "eu");
+  assert.throws(() => eu.idFromString(plainId.toString()), { name: "TypeError", message: "Durable Object ID is not valid for this namespace." });
+  assert.throws(() => eu.get(plainId), TypeError);
+  assert.throws(() => ns.jurisdiction("mars"), TypeError);
+  assert.throws(() => eu.jurisdiction("us"), Error);
+  const fresh = ns.newUniqueId({ jurisdiction: "fedramp" });
+  assert.equal(fresh.jurisdiction, "fedramp");
+  assert.equal(ns.idFromString(fresh.toString()).jurisdiction, "fedramp");
+  assert.equal(eu.newUniqueId().jurisdiction, "eu");
+  assert.throws(() => eu.newUniqueId({ jurisdiction: "us" }), TypeError);
+  // Each id is its own object; the name and jurisdiction reach ctx.id.
+  const seen = await runInDurableObject(eu.getByName("x"), (_, ctx) => [ctx.id.name, ctx.id.jurisdiction, ctx.id.toString()]);
+  assert.deepEqual(seen, ["x", "eu", euId.toString()]);
+  assert.equal(await runInDurableObject(ns.getByName("x"), (_, ctx) => ctx.id.jurisdiction), undefined);
+  await registry.close();
+});
+
+test("an id belongs to its namespace: another namespace's get() refuses it", async () => {
+  class Other extends DurableObject {}
+  const registry = new Registry({ dataDir: ":memory:" });
+  const id = registry.namespace(Echo).idFromName("x");
+  assert.throws(() => registry.namespace(Other).get(id), { name: "TypeError", message: "Durable Object ID is not valid for this namespace." });
+  assert.ok(id.equals(registry.namespace(Echo).idFromString(id.toString())));
+  await registry.close();
+});

@@ -1,7 +1,7 @@
 // The public API of @redwoodjs/open-do.
 export { OpenDO, DurableObject } from "./durable-object.js";
 export { Registry, type RegistryOptions, type NamespaceOptions } from "./registry.js";
-export { DurableObjectNamespace, DurableObjectId } from "./namespace.js";
+export { DurableObjectNamespace, DurableObjectId, type DurableObjectJurisdiction } from "./namespace.js";
 export { DurableObjectStub, type RpcMethods } from "./stub.js";
 export { RpcTarget } from "./rpc/target.js";
 export { RpcStub, RpcPromise } from "./rpc/client.js";

@@ -1,27 +1,32 @@
-// DurableObjectNamespace and DurableObjectId. Ids are derived in Rust exactly as workerd's
-// local mode derives them (src/engine/ids.rs), so a project keeps its ids and files when
-// it moves between `wrangler dev` and open-do.
+// DurableObjectNamespace and DurableObjectId, as Cloudflare defines them.
 import { native } from "./native.js";
 import type { ObjectDirectory } from "./registry.js";
 import type { DurableObjectStub } from "./stub.js";
 
+export type DurableObjectJurisdiction = "eu" | "fedramp" | "fedramp-high" | "us";
+const JURISDICTIONS: readonly string[] = ["eu", "fedramp", "fedramp-high", "us"];
+
 export class DurableObjectId {
   readonly #hex: string;
   readonly name: string | undefined;
+  /** The jurisdiction the id was made in, if any. */
+  readonly jurisdiction: DurableObjectJurisdiction | undefined;
   /** @internal */
   readonly _namespace: DurableObjectNamespace;
 
   /** @internal */
-  constructor(namespace: DurableObjectNamespace, hex: string, name: string | undefined) {
+  constructor(namespace: DurableObjectNamespace, hex: string, name: string | undefined, jurisdiction: string | undefined) {
     this._namespace = namespace;
     this.#hex = hex;
     this.name = name;
+    this.jurisdiction = jurisdiction as DurableObjectJurisdiction | undefined;
   }
 
   toString(): string {
     return this.#hex;
   }
 
+  /** Compare ids with this, never with `===`. */
   equals(other: DurableObjectId): boolean {
     return other instanceof DurableObjectId && other.#hex === this.#hex;
   }
@@ -35,29 +40,45 @@ export class DurableObjectNamespace<T = unknown> {
   /** The folder under dataDir and the key ids are derived from. */
   readonly uniqueKey: string;
   readonly #directory: ObjectDirectory;
+  readonly #jurisdiction: DurableObjectJurisdiction | undefined;
 
   /** @internal */
-  constructor(uniqueKey: string, directory: ObjectDirectory) {
+  constructor(uniqueKey: string, directory: ObjectDirectory, jurisdiction?: DurableObjectJurisdiction) {
     this.uniqueKey = uniqueKey;
     this.#directory = directory;
+    this.#jurisdiction = jurisdiction;
   }
 
+  /** The same name always gives the same id here (and a different one per jurisdiction). */
   idFromName(name: string): DurableObjectId {
     name = String(name);
-    return new DurableObjectId(this, native.idFromName(this.uniqueKey, name), name);
+    return new DurableObjectId(this, native.idFromName(this.uniqueKey, name, this.#jurisdiction), name, this.#jurisdiction);
   }
 
+  /** Parses an id's 64 hex digits; throws for malformed ids and ids of other namespaces. */
   idFromString(id: string): DurableObjectId {
-    return new DurableObjectId(this, native.parseId(this.uniqueKey, String(id)), undefined);
+    const parsed = native.parseId(this.uniqueKey, String(id));
+    this.#checkJurisdiction(parsed.jurisdiction ?? undefined);
+    return new DurableObjectId(this, parsed.hex, undefined, parsed.jurisdiction ?? undefined);
   }
 
-  newUniqueId(_options?: { jurisdiction?: string }): DurableObjectId {
-    return new DurableObjectId(this, native.newUniqueId(this.uniqueKey), undefined);
+  newUniqueId(options?: { jurisdiction?: DurableObjectJurisdiction }): DurableObjectId {
+    let jurisdiction = this.#jurisdiction;
+    if (options?.jurisdiction !== undefined) {
+      const wanted = checkJurisdictionName(options.jurisdiction);
+      if (jurisdiction !== undefined && wanted !== jurisdiction) {
+        throw new TypeError(`This namespace is restricted to the jurisdiction "${jurisdiction}", not "${wanted}".`);
+      }
+      jurisdiction = wanted;
+    }
+    return new DurableObjectId(this, native.newUniqueId(this.uniqueKey, jurisdiction), undefined, jurisdiction);
   }
 
-  /** A stub for `id`. Creates nothing: the object starts on its first call. */
+  /** A stub for `id`, synchronously. Creates nothing: the object starts on its first call. */
   get(id: DurableObjectId, _options?: { locationHint?: string }): DurableObjectStub<T> {
     if (!(id instanceof DurableObjectId)) throw new TypeError("get() expects a DurableObjectId.");
+    if (id._namespace.uniqueKey !== this.uniqueKey) throw new TypeError("Durable Object ID is not valid for this namespace.");
+    this.#checkJurisdiction(id.jurisdiction);
     const StubClass = this.#directory.stubClass(this.uniqueKey);
     return new StubClass(id, this.uniqueKey, this.#directory) as DurableObjectStub<T>;
   }
@@ -65,4 +86,24 @@ export class DurableObjectNamespace<T = unknown> {
   getByName(name: string, options?: { locationHint?: string }): DurableObjectStub<T> {
     return this.get(this.idFromName(name), options);
   }
+
+  /** The sub-namespace of one jurisdiction: its ids differ from this namespace's. */
+  jurisdiction(jurisdiction: DurableObjectJurisdiction): DurableObjectNamespace<T> {
+    if (this.#jurisdiction !== undefined) throw new Error("This namespace is already restricted to a jurisdiction.");
+    return new DurableObjectNamespace<T>(this.uniqueKey, this.#directory, checkJurisdictionName(jurisdiction));
+  }
+
+  /** A restricted namespace takes only ids of its own jurisdiction; an unrestricted one takes any. */
+  #checkJurisdiction(jurisdiction: string | undefined): void {
+    if (this.#jurisdiction !== undefined && jurisdiction !== this.#jurisdiction) {
+      throw new TypeError("Durable Object ID is not valid for this namespace.");
+    }
+  }
+}
+
+function checkJurisdictionName(jurisdiction: unknown): DurableObjectJurisdiction {
+  if (typeof jurisdiction !== "string" || !JURISDICTIONS.includes(jurisdiction)) {
+    throw new TypeError(`Invalid jurisdiction ${JSON.stringify(jurisdiction)}; expected one of "eu", "fedramp", "fedramp-high", "us".`);
+  }
+  return jurisdiction as DurableObjectJurisdiction;
 }

@@ -33,9 +33,9 @@ export interface NativeBinding {
   syncObject(handle: number): Promise<void>;
   syncObjectNow(handle: number): void;
   takeOverflow(): Uint8Array;
-  idFromName(uniqueKey: string, name: string): string;
-  newUniqueId(uniqueKey: string): string;
-  parseId(uniqueKey: string, text: string): string;
+  idFromName(uniqueKey: string, name: string, jurisdiction?: string): string;
+  newUniqueId(uniqueKey: string, jurisdiction?: string): string;
+  parseId(uniqueKey: string, text: string): { hex: string; jurisdiction?: string | null };
   mailboxOpen(capacity: number): number;
   mailboxClose(handle: number): void;
   mailboxOffer(handle: number, token: number): number;

@@ -1,29 +1,35 @@
-//! Durable Object ids for `lib/namespace.ts`.
+//! Durable Object ids for `lib/namespace.ts`. `jurisdiction` is None for an unrestricted
+//! namespace.
 
 use napi::Env;
 use napi_derive::napi;
 
 use super::errors::OrThrow;
-use crate::engine::ids::{to_hex, IdKey};
+use crate::engine::ids::{parse_any, to_hex, IdKey};
 use crate::engine::storage::StorageError;
 
 #[napi]
-pub fn id_from_name(unique_key: String, name: String) -> String {
-    to_hex(&IdKey::new(&unique_key).id_from_name(&name))
+pub fn id_from_name(unique_key: String, name: String, jurisdiction: Option<String>) -> String {
+    to_hex(&IdKey::for_jurisdiction(&unique_key, jurisdiction.as_deref()).id_from_name(&name))
 }
 
 #[napi]
-pub fn new_unique_id(unique_key: String) -> String {
-    to_hex(&IdKey::new(&unique_key).new_unique_id())
+pub fn new_unique_id(unique_key: String, jurisdiction: Option<String>) -> String {
+    to_hex(&IdKey::for_jurisdiction(&unique_key, jurisdiction.as_deref()).new_unique_id())
 }
 
-/// Validates an id's text and namespace MAC; returns it in lowercase. Throws workerd's
-/// TypeErrors.
+/// An id's lowercase text and the jurisdiction it belongs to.
+#[napi(object)]
+pub struct ParsedId {
+    pub hex: String,
+    pub jurisdiction: Option<String>,
+}
+
+/// Validates an id's text and namespace MAC (any jurisdiction). Throws workerd's TypeErrors.
 #[napi]
-pub fn parse_id(env: Env, unique_key: String, text: String) -> napi::Result<String> {
-    IdKey::new(&unique_key)
-        .parse(&text)
-        .map(|id| to_hex(&id))
+pub fn parse_id(env: Env, unique_key: String, text: String) -> napi::Result<ParsedId> {
+    parse_any(&unique_key, &text)
+        .map(|(id, jurisdiction)| ParsedId { hex: to_hex(&id), jurisdiction: jurisdiction.map(str::to_owned) })
         .map_err(|e| StorageError::type_error(e.message()))
         .or_throw(&env)
 }

@@ -31,6 +31,9 @@ impl IdError {
     }
 }
 
+/// Cloudflare's jurisdictions (`ns.jurisdiction(name)`).
+pub const JURISDICTIONS: [&str; 4] = ["eu", "fedramp", "fedramp-high", "us"];
+
 /// A namespace's id key, computed once per namespace.
 #[derive(Clone)]
 pub struct IdKey {
@@ -40,6 +43,17 @@ pub struct IdKey {
 impl IdKey {
     pub fn new(unique_key: &str) -> Self {
         IdKey { key: Sha256::digest(unique_key.as_bytes()).into() }
+    }
+
+    /// The key of the namespace restricted to `jurisdiction` (None: unrestricted, which is
+    /// workerd's key). workerd's local mode has no jurisdictions; ours give each its own
+    /// key, so that one name maps to a different id in each, as on Cloudflare, and an id
+    /// tells which jurisdiction it belongs to.
+    pub fn for_jurisdiction(unique_key: &str, jurisdiction: Option<&str>) -> Self {
+        match jurisdiction {
+            None => IdKey::new(unique_key),
+            Some(j) => IdKey { key: Sha256::new().chain_update(unique_key).chain_update([0u8]).chain_update(j).finalize().into() },
+        }
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 32] {
@@ -80,6 +94,21 @@ impl IdKey {
             Err(IdError::WrongNamespace)
         }
     }
+}
+
+/// Parses an id of the namespace `unique_key` from any jurisdiction (or none); returns it
+/// with the jurisdiction it belongs to.
+pub fn parse_any(unique_key: &str, text: &str) -> Result<([u8; ID_LEN], Option<&'static str>), IdError> {
+    let unrestricted = IdKey::new(unique_key).parse(text);
+    if unrestricted != Err(IdError::WrongNamespace) {
+        return unrestricted.map(|id| (id, None));
+    }
+    for j in JURISDICTIONS {
+        if let Ok(id) = IdKey::for_jurisdiction(unique_key, Some(j)).parse(text) {
+            return Ok((id, Some(j)));
+        }
+    }
+    Err(IdError::WrongNamespace)
 }
 
 /// Parses 64 hex digits (either case) without checking the namespace.
@@ -137,6 +166,18 @@ mod tests {
         let id = to_hex(&IdKey::new("test-Counter").id_from_name("hello"));
         assert_eq!(id.len(), 64);
         assert_eq!(id, KNOWN_HELLO_ID);
+    }
+
+    #[test]
+    fn jurisdictions_give_other_ids_that_say_where_they_belong() {
+        let plain = IdKey::new("ns");
+        let eu = IdKey::for_jurisdiction("ns", Some("eu"));
+        assert_ne!(plain.id_from_name("x"), eu.id_from_name("x"));
+        let eu_id = to_hex(&eu.id_from_name("x"));
+        assert_eq!(parse_any("ns", &eu_id), Ok((eu.id_from_name("x"), Some("eu"))));
+        assert_eq!(parse_any("ns", &to_hex(&plain.id_from_name("x"))).unwrap().1, None);
+        assert_eq!(plain.parse(&eu_id), Err(IdError::WrongNamespace));
+        assert_eq!(parse_any("other", &eu_id), Err(IdError::WrongNamespace));
     }
 
     const KNOWN_HELLO_ID: &str = "b10174d18d4525d26a3422c50179339222437a1d4fc968abe55ff659e7a70a1b";
