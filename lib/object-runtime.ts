@@ -183,6 +183,7 @@ export class ObjectRuntime implements StateHost, CriticalSections {
   #finish(event: Event, generation: number, ok: boolean, value: unknown): void {
     if (generation !== this.#generation) return; // the reset already failed it
     this.#running.delete(event);
+    this.lastActive = Date.now();
     // Outputs wait for the writes issued before them; the next event need not.
     const gate = this.commits.whenDurable();
     const next = native.mailboxFinished(this.mailbox);
@@ -284,6 +285,38 @@ export class ObjectRuntime implements StateHost, CriticalSections {
       return event;
     });
     for (const event of [...running, ...waiting]) event.reject(callerError(reason, event.remote));
+  }
+
+  /** When the last event finished (ms since the epoch): idle objects leave memory. */
+  lastActive = Date.now();
+
+  /** Nothing running or waiting, every write durable, no waitUntil() pending. */
+  get idle(): boolean {
+    return !this.#shut && native.mailboxIdle(this.mailbox) && !this.commits.pending && this.#waitUntil.size === 0;
+  }
+
+  /** An instance is in memory (its constructor has run since the last eviction or reset). */
+  get live(): boolean {
+    return this.#instance !== undefined;
+  }
+
+  /**
+   * Drops the instance of an idle object, as Cloudflare evicts one: its in-memory state
+   * goes, storage stays, and the next event runs the constructor again. With `release`
+   * the storage handle and mailbox are freed too (the registry forgets the object).
+   * Returns false, doing nothing, when the object is not idle.
+   */
+  evict(release: boolean): boolean {
+    if (!this.idle) return false;
+    this.#instance = undefined;
+    this.#state = undefined;
+    if (release) {
+      this.closed = true;
+      this.#shut = true;
+      native.storageClose(this.handle);
+      native.mailboxClose(this.mailbox);
+    }
+    return true;
   }
 
   /** Set once close() has begun: the registry is shutting down. */

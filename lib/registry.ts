@@ -24,6 +24,12 @@ export interface RegistryOptions {
   maxQueuedEvents?: number;
   /** ms a blockConcurrencyWhile() callback may run before the object is reset. Default 30,000 (Cloudflare's). */
   blockConcurrencyWhileTimeout?: number;
+  /**
+   * ms an object with nothing pending stays in memory before it is evicted (its next
+   * event runs the constructor again; storage is kept). Default 70,000, the low end of
+   * Cloudflare's 70–140 s for objects that cannot hibernate. `Infinity` keeps objects.
+   */
+  idleTimeout?: number;
 }
 
 export interface NamespaceOptions {
@@ -46,6 +52,8 @@ export class Registry implements ObjectDirectory {
   readonly #limits: RuntimeLimits;
   readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace }>();
   readonly #runtimes = new Map<string, ObjectRuntime>();
+  readonly #idleTimeout: number;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
   constructor(options: RegistryOptions = {}) {
@@ -59,6 +67,8 @@ export class Registry implements ObjectDirectory {
       maxQueuedEvents: positiveInteger(options.maxQueuedEvents, 10_000, "maxQueuedEvents"),
       blockConcurrencyWhileTimeout: positiveInteger(options.blockConcurrencyWhileTimeout, 30_000, "blockConcurrencyWhileTimeout"),
     };
+    const idle = options.idleTimeout ?? 70_000;
+    this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
   }
 
   /** The namespace of `Class`: idFromName, idFromString, newUniqueId, get, getByName. */
@@ -102,7 +112,7 @@ export class Registry implements ObjectDirectory {
   /** @internal */
   runtime(uniqueKey: string, id: DurableObjectId): ObjectRuntime {
     this.#checkOpen();
-    const key = `${uniqueKey}/${id}`;
+    const key = runtimeKey(uniqueKey, id);
     let runtime = this.#runtimes.get(key);
     if (runtime === undefined) {
       const entry = this.#namespaces.get(uniqueKey);
@@ -110,8 +120,56 @@ export class Registry implements ObjectDirectory {
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
       runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class));
       this.#runtimes.set(key, runtime);
+      this.#startSweeper();
     }
     return runtime;
+  }
+
+  /** Objects with an instance in memory right now. */
+  get liveObjects(): number {
+    let live = 0;
+    for (const runtime of this.#runtimes.values()) if (runtime.live) live++;
+    return live;
+  }
+
+  /**
+   * Evicts idle objects now, whatever their idle time (all of them, or the one behind
+   * `stub`), as Cloudflare may at any moment: the next event runs the constructor again.
+   * Objects with work in flight stay. Returns how many were evicted. Meant for tests.
+   */
+  evictIdle(stub?: DurableObjectStub): number {
+    if (stub !== undefined) {
+      const key = stub._key();
+      const runtime = this.#runtimes.get(key);
+      return runtime !== undefined && this.#evict(key, runtime) ? 1 : 0;
+    }
+    return this.#sweep(0);
+  }
+
+  #startSweeper(): void {
+    if (this.#sweeper !== undefined || this.#idleTimeout === Infinity) return;
+    const every = Math.min(Math.max(this.#idleTimeout / 4, 100), 10_000);
+    this.#sweeper = setInterval(() => this.#sweep(this.#idleTimeout), every);
+    // Eviction is housekeeping: it never keeps the process alive.
+    this.#sweeper.unref?.();
+  }
+
+  #sweep(idleFor: number): number {
+    const before = Date.now() - idleFor;
+    let evicted = 0;
+    for (const [key, runtime] of this.#runtimes) {
+      if (runtime.lastActive <= before && this.#evict(key, runtime)) evicted++;
+    }
+    return evicted;
+  }
+
+  /** Files are released and forgotten; in-memory storage must stay, so only the instance goes. */
+  #evict(key: string, runtime: ObjectRuntime): boolean {
+    const release = this.dataDir !== ":memory:";
+    if (!runtime.live && !release) return false;
+    if (!runtime.evict(release)) return false;
+    if (release) this.#runtimes.delete(key);
+    return true;
   }
 
   /** @internal */
@@ -126,6 +184,7 @@ export class Registry implements ObjectDirectory {
     if (this.#closed) return;
     this.#closed = true;
     commitPending();
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
     this.#runtimes.clear();
   }
@@ -144,4 +203,9 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 /** Cloudflare serves RPC only to classes that extend DurableObject. */
 function supportsRpc(Class: Function): boolean {
   return Class === OpenDO || Class.prototype instanceof OpenDO;
+}
+
+/** How the registry files a live object. */
+export function runtimeKey(uniqueKey: string, id: DurableObjectId): string {
+  return `${uniqueKey}/${id}`;
 }

@@ -7,7 +7,7 @@
 // that gives the same result more slowly.
 import type { DurableObjectId } from "./namespace.js";
 import type { ObjectRuntime } from "./object-runtime.js";
-import type { ObjectDirectory } from "./registry.js";
+import { runtimeKey, type ObjectDirectory } from "./registry.js";
 import { rpcProperty, startCall, type Hook, type RpcPromise } from "./rpc/client.js";
 import { classMethodNames } from "./rpc/path.js";
 
@@ -47,6 +47,11 @@ class DurableObjectStubBase<T = unknown> {
     const runtime = this.#runtime;
     if (runtime !== undefined && !runtime.closed) return runtime;
     return (this.#runtime = this.#directory.runtime(this.#uniqueKey, this.id));
+  }
+
+  /** @internal The registry's key for the object. */
+  _key(): string {
+    return runtimeKey(this.#uniqueKey, this.id);
   }
 
   /** @internal How RPC calls reach the object: through its mailbox, as events. */
