@@ -8,8 +8,8 @@
 //
 // Outputs (responses, RPC results, ...) wait in `whenDurable()` for every write issued
 // before them. With durability "full" that means the commit has also been fsynced. When
-// several objects commit at once, or a sync is already running, fsyncs run on the libuv
-// thread pool, in parallel across objects, and commits of one object that pile up during
+// several objects commit at once, or a sync is already running, fsyncs run on our fsync
+// pool (up to 32 at once, in parallel across objects), and commits of one object that pile up during
 // its sync share the next one. A lone commit with nothing else in flight is synced on the
 // JS thread instead: there is nothing to overlap it with, and the two thread hops would
 // cost (on a VM, where waking an idle CPU is slow) about as much as the fsync.
@@ -114,23 +114,31 @@ export class Commits {
 
   private sync(): void {
     if (this.syncing) return; // the running sync's completion starts the next one
-    this.syncing = true;
-    syncsInFlight++;
     const target = this.committed;
-    native.syncObject(this.handle).then(
-      () => {
-        syncsInFlight--;
-        this.syncing = false;
-        this.durable = Math.max(this.durable, target);
-        this.release();
-        if (this.durable < this.committed) this.sync();
-      },
-      (e) => {
-        syncsInFlight--;
-        this.syncing = false;
-        this.fail(e);
-      },
-    );
+    let started: boolean;
+    try {
+      ensurePool();
+      started = native.syncStart(this.handle);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    if (!started) {
+      this.durable = Math.max(this.durable, target);
+      this.release();
+      return;
+    }
+    this.syncing = true;
+    syncStarted(this.handle, (error) => {
+      this.syncing = false;
+      if (error !== null) {
+        this.fail(new Error(error));
+        return;
+      }
+      this.durable = Math.max(this.durable, target);
+      this.release();
+      if (this.durable < this.committed) this.sync();
+    });
   }
 
   private release(): void {
@@ -174,7 +182,13 @@ export class Commits {
 
   /** After a reset: a new instance starts with a working gate. */
   repair(): void {
+    if (this.broken === undefined) return;
     this.broken = undefined;
+    // The outputs that waited for the failed commits were dropped with the old instance;
+    // the new one does not wait for them. (Whatever SQLite kept of them stays: the WAL is
+    // synced again by the next commit's fsync.)
+    this.durable = this.committed;
+    this.syncing = false;
   }
 
   get pending(): boolean {
@@ -182,10 +196,46 @@ export class Commits {
   }
 }
 
+// ---- the fsync pool (src/engine/storage/sync_pool.rs) ---------------------------------
+
+/** fsyncs that may run at once, across all objects. */
+const SYNC_THREADS = 32;
+/** Syncs in flight, by object handle (an object has at most one). */
+const inFlight = new Map<number, (error: string | null) => void>();
+/** Holds the event loop open while syncs are in flight (the pool's callback does not). */
+let keepAlive: ReturnType<typeof setInterval> | undefined;
+let poolReady = false;
+
+function ensurePool(): void {
+  if (!poolReady) {
+    native.syncInit(syncDone, SYNC_THREADS);
+    poolReady = true;
+  }
+}
+
+function syncStarted(handle: number, done: (error: string | null) => void): void {
+  inFlight.set(handle, done);
+  syncsInFlight++;
+  keepAlive ??= setInterval(noop, 1 << 30);
+}
+
+function syncDone([handle, error]: [number, string | null]): void {
+  const done = inFlight.get(handle);
+  if (done === undefined) return;
+  inFlight.delete(handle);
+  if (--syncsInFlight === 0 && keepAlive !== undefined) {
+    clearInterval(keepAlive);
+    keepAlive = undefined;
+  }
+  done(error);
+}
+
+function noop(): void {}
+
 // One setImmediate commits every object that wrote during the turn.
 let scheduled: Commits[] = [];
 let immediate = false;
-/** fsyncs running on the thread pool, across all objects. */
+/** fsyncs running on the pool, across all objects. */
 let syncsInFlight = 0;
 
 function scheduleCommit(c: Commits): void {

@@ -30,7 +30,8 @@ export interface NativeBinding {
   savepointEnd(handle: number, commit: boolean): void;
   commit(handle: number): number;
   rollback(handle: number): void;
-  syncObject(handle: number): Promise<void>;
+  syncInit(done: (result: [handle: number, error: string | null]) => void, maxThreads: number): void;
+  syncStart(handle: number): boolean;
   syncObjectNow(handle: number): void;
   takeOverflow(): Uint8Array;
   idFromName(uniqueKey: string, name: string, jurisdiction?: string): string;

@@ -11,5 +11,5 @@ mod errors;
 mod ids;
 mod output;
 mod storage;
-mod sync_task;
+mod sync_pool;
 mod wire;

@@ -2,13 +2,12 @@
 
 use std::cell::RefCell;
 
-use napi::bindgen_prelude::{AsyncTask, Uint8ArraySlice};
+use napi::bindgen_prelude::Uint8ArraySlice;
 use napi::Env;
 use napi_derive::napi;
 
 use super::errors::{throw, OrThrow};
 use super::output::deliver;
-use super::sync_task::SyncObject;
 use super::wire::{self, put_bytes, RowWriter};
 use crate::engine::storage::{
     CommitOutcome, CursorState, Durability, KeyRange, ListOptions, Location, ObjectStore, StorageError,
@@ -320,11 +319,15 @@ pub fn sync_object_now(env: Env, handle: u32) -> napi::Result<()> {
     }
 }
 
-/// Resolves once every commit of the object so far is on disk. The fsync runs on the
-/// libuv thread pool, so several objects sync in parallel.
-#[napi(ts_return_type = "Promise<void>")]
-pub fn sync_object(env: Env, handle: u32) -> napi::Result<AsyncTask<SyncObject>> {
+/// Starts making every commit of the object so far durable on the fsync pool (see
+/// sync_pool.rs); the callback given to `syncInit` reports the end. False when there was
+/// nothing to sync (no callback follows).
+#[napi]
+pub fn sync_start(env: Env, handle: u32) -> napi::Result<bool> {
     let target = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
-    Ok(AsyncTask::new(SyncObject { target }))
+    match target {
+        None => Ok(false),
+        Some(target) => super::sync_pool::submit(&env, handle, target).map(|()| true),
+    }
 }
 

@@ -16,6 +16,7 @@ pub mod object_store;
 pub mod raw_statement;
 pub mod sql_limits;
 pub mod sql_text;
+pub mod sync_pool;
 
 pub use authorizer::sqlite_error_message;
 pub use durability::{Durability, SyncTarget};
@@ -25,3 +26,4 @@ pub use location::Location;
 pub use object_database::{CommitOutcome, CursorState, ObjectDatabase, RowSink};
 pub use object_store::{Handle, ObjectStore};
 pub use raw_statement::{SqlParam, SqlValue};
+pub use sync_pool::SyncPool;
