@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DurableObject, Registry, runInDurableObject } from "../index.js";
+import { tempDir } from "./helpers/objects.mjs";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -270,4 +271,48 @@ test("a full queue answers with Cloudflare's overloaded error; queued calls stil
 test("registry limits are validated", () => {
   assert.throws(() => new Registry({ dataDir: ":memory:", maxQueuedEvents: 0 }), TypeError);
   assert.throws(() => new Registry({ dataDir: ":memory:", blockConcurrencyWhileTimeout: -1 }), TypeError);
+});
+
+test("calls an object makes through its env wait for its writes; a failed commit drops them", async () => {
+  const { native } = await import("../dist/native.js");
+  const received = [];
+  class Receiver extends DurableObject {
+    record(value) {
+      received.push(value);
+      return "recorded";
+    }
+  }
+  class Sender extends DurableObject {
+    async writeThenCall(value) {
+      this.ctx.storage.kv.put("last", value);
+      return this.env.RECEIVER.getByName("r").record(value);
+    }
+  }
+  const env = {};
+  const registry = new Registry({ dataDir: tempDir(), env });
+  env.RECEIVER = registry.namespace(Receiver);
+  const sender = await registry.get("s", Sender);
+  assert.equal(await sender.writeThenCall(1), "recorded");
+  assert.deepEqual(received, [1]);
+
+  // Make the sender's next commit fail to reach the disk: the call it made after the write
+  // must never be delivered, and the sender's caller gets the failure.
+  const { syncObjectNow, syncStart } = native;
+  const failing = () => {
+    throw new Error("fsync failed: injected");
+  };
+  native.syncObjectNow = failing;
+  native.syncStart = failing;
+  try {
+    await assert.rejects(sender.writeThenCall(2), { message: "fsync failed: injected" });
+  } finally {
+    native.syncObjectNow = syncObjectNow;
+    native.syncStart = syncStart;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(received, [1], "the held call was dropped");
+  // The sender was reset and works again.
+  assert.equal(await sender.writeThenCall(3), "recorded");
+  assert.deepEqual(received, [1, 3]);
+  await registry.close();
 });

@@ -36,17 +36,30 @@ export class DurableObjectId {
   }
 }
 
+/** What calls made by an object wait for: its writes issued before them (see commits.ts). */
+export interface OutputGate {
+  whenDurable(): Promise<void> | undefined;
+}
+
 export class DurableObjectNamespace<T = unknown> {
   /** The folder under dataDir and the key ids are derived from. */
   readonly uniqueKey: string;
   readonly #directory: ObjectDirectory;
   readonly #jurisdiction: DurableObjectJurisdiction | undefined;
+  /** Set on the copy an object gets in its env: its stubs' calls wait for its writes. */
+  readonly #owner: OutputGate | undefined;
 
   /** @internal */
-  constructor(uniqueKey: string, directory: ObjectDirectory, jurisdiction?: DurableObjectJurisdiction) {
+  constructor(uniqueKey: string, directory: ObjectDirectory, jurisdiction?: DurableObjectJurisdiction, owner?: OutputGate) {
     this.uniqueKey = uniqueKey;
     this.#directory = directory;
     this.#jurisdiction = jurisdiction;
+    this.#owner = owner;
+  }
+
+  /** @internal This namespace as seen by an object: calls through its stubs are outputs of `owner`. */
+  _ownedBy(owner: OutputGate): DurableObjectNamespace<T> {
+    return new DurableObjectNamespace<T>(this.uniqueKey, this.#directory, this.#jurisdiction, owner);
   }
 
   /** The same name always gives the same id here (and a different one per jurisdiction). */
@@ -80,7 +93,7 @@ export class DurableObjectNamespace<T = unknown> {
     if (id._namespace.uniqueKey !== this.uniqueKey) throw new TypeError("Durable Object ID is not valid for this namespace.");
     this.#checkJurisdiction(id.jurisdiction);
     const StubClass = this.#directory.stubClass(this.uniqueKey);
-    return new StubClass(id, this.uniqueKey, this.#directory) as DurableObjectStub<T>;
+    return new StubClass(id, this.uniqueKey, this.#directory, this.#owner) as DurableObjectStub<T>;
   }
 
   getByName(name: string, options?: { locationHint?: string }): DurableObjectStub<T> {
@@ -90,7 +103,7 @@ export class DurableObjectNamespace<T = unknown> {
   /** The sub-namespace of one jurisdiction: its ids differ from this namespace's. */
   jurisdiction(jurisdiction: DurableObjectJurisdiction): DurableObjectNamespace<T> {
     if (this.#jurisdiction !== undefined) throw new Error("This namespace is already restricted to a jurisdiction.");
-    return new DurableObjectNamespace<T>(this.uniqueKey, this.#directory, checkJurisdictionName(jurisdiction));
+    return new DurableObjectNamespace<T>(this.uniqueKey, this.#directory, checkJurisdictionName(jurisdiction), this.#owner);
   }
 
   /** A restricted namespace takes only ids of its own jurisdiction; an unrestricted one takes any. */

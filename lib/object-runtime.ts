@@ -12,7 +12,7 @@
 // gate, see commits.ts).
 import { Commits } from "./commits.js";
 import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
-import type { DurableObjectId } from "./namespace.js";
+import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
 import { native } from "./native.js";
 import { DurableObjectState, type StateHost } from "./state.js";
 import { DurableObjectStorage } from "./storage.js";
@@ -52,6 +52,9 @@ function nextToken(): number {
 }
 
 const noop = () => {};
+
+/** Cloudflare's cap on how long waitUntil() keeps an object alive. */
+const WAIT_UNTIL_LIMIT_MS = 15 * 60 * 1000;
 
 export class ObjectRuntime implements StateHost, CriticalSections {
   readonly handle: number;
@@ -200,7 +203,7 @@ export class ObjectRuntime implements StateHost, CriticalSections {
       this.#state = state;
       this.#constructing = true;
       try {
-        this.#instance = new this.#Class(state, this.#env);
+        this.#instance = new this.#Class(state, this.#ownEnv());
       } catch (error) {
         this.#state = undefined;
         // A critical section the constructor opened would hold the object forever.
@@ -213,10 +216,32 @@ export class ObjectRuntime implements StateHost, CriticalSections {
     return this.#instance;
   }
 
+  /**
+   * The env this object's constructor gets: the registry's, with each namespace binding
+   * replaced by one whose stubs hold their calls until this object's earlier writes are
+   * durable (Cloudflare's output gate for outgoing calls).
+   */
+  #ownEnv(): unknown {
+    const env = this.#env;
+    if (env === null || typeof env !== "object" || ![Object.prototype, null].includes(Object.getPrototypeOf(env))) return env;
+    const entries = Object.entries(env);
+    if (!entries.some(([, v]) => v instanceof DurableObjectNamespace)) return env;
+    return Object.fromEntries(entries.map(([k, v]) => [k, v instanceof DurableObjectNamespace ? v._ownedBy(this.commits) : v]));
+  }
+
+  /** Keeps the object from eviction (and close() waiting) until `promise` settles, 15 minutes at most. */
   waitUntil(promise: Promise<unknown>): void {
-    const p = Promise.resolve(promise).then(noop, noop);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const capped = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, WAIT_UNTIL_LIMIT_MS);
+      timer.unref?.(); // the promise itself keeps the process alive if it has to
+    });
+    const p = Promise.race([Promise.resolve(promise).then(noop, noop), capped]);
     this.#waitUntil.add(p);
-    p.then(() => this.#waitUntil.delete(p));
+    p.then(() => {
+      clearTimeout(timer);
+      this.#waitUntil.delete(p);
+    });
   }
 
   enterCritical(): number {

@@ -5,7 +5,7 @@
 // on a per-class stub class, so the common `stub.method(args)` is an ordinary call; any
 // other name falls through to a wildcard (a Proxy at the end of the prototype chain)
 // that gives the same result more slowly.
-import type { DurableObjectId } from "./namespace.js";
+import type { DurableObjectId, OutputGate } from "./namespace.js";
 import type { ObjectRuntime } from "./object-runtime.js";
 import { runtimeKey, type ObjectDirectory } from "./registry.js";
 import { rpcProperty, startCall, type Hook, type RpcPromise } from "./rpc/client.js";
@@ -19,13 +19,16 @@ class DurableObjectStubBase<T = unknown> {
   /** The live object, looked up once (a stub is used for many calls). */
   #runtime: ObjectRuntime | undefined;
   #hook: Hook | undefined;
+  /** The object that made this stub (through its env): its calls wait for that object's writes. */
+  readonly #owner: OutputGate | undefined;
 
   /** @internal */
-  constructor(id: DurableObjectId, uniqueKey: string, directory: ObjectDirectory) {
+  constructor(id: DurableObjectId, uniqueKey: string, directory: ObjectDirectory, owner?: OutputGate) {
     this.id = id;
     this.name = id.name;
     this.#uniqueKey = uniqueKey;
     this.#directory = directory;
+    this.#owner = owner;
   }
 
   /**
@@ -39,6 +42,9 @@ class DurableObjectStubBase<T = unknown> {
     } catch (e) {
       return Promise.reject(e);
     }
+    // An output of the calling object: it leaves once the writes before it are durable.
+    const gate = this.#owner?.whenDurable();
+    if (gate !== undefined) return gate.then(() => this._runtime().fetch(request));
     return this._runtime().fetch(request);
   }
 
@@ -57,7 +63,11 @@ class DurableObjectStubBase<T = unknown> {
   /** @internal How RPC calls reach the object: through its mailbox, as events. */
   _hook(): Hook {
     return (this.#hook ??= {
-      call: (path, args) => this._runtime().rpc(path, args),
+      call: (path, args) => {
+        const gate = this.#owner?.whenDurable();
+        if (gate !== undefined) return gate.then(() => this._runtime().rpc(path, args));
+        return this._runtime().rpc(path, args);
+      },
       dup: () => this._hook(),
       dispose: () => {},
     });

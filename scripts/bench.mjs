@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench`: measures our figures next to their anchors in one run, prints the
 // ratios and the issue targets, and rewrites bench/RESULTS.md.
-//   node scripts/bench.mjs [--reps=5]
+//   node scripts/bench.mjs [--reps=5] [--only=storage|actors]
 // Needs `npm install` (release addon, dist/, Miniflare) and Rust (the rusqlite anchor is
-// built here with cargo). Suites live in bench/: storage.mjs today; network and RPC suites
-// return rows of the same shape and are added to SUITES.
+// built here with cargo). Suites live in bench/ (storage.mjs, actors.mjs); each returns rows
+// of the same shape and is listed in SUITES.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -35,11 +35,16 @@ for (const f of addons) {
 }
 
 const { runStorage } = await import("../bench/storage.mjs");
+const { runActors } = await import("../bench/actors.mjs");
 const { buildRusqliteAnchor, fsyncProbe, sqliteVersion } = await import("../bench/anchors/rusqlite.mjs");
 const { miniflareVersions } = await import("../bench/anchors/miniflare.mjs");
 const { fmtOps, tempRoot } = await import("../bench/util.mjs");
 
-const SUITES = [{ name: "Storage", run: runStorage }];
+const SUITES = [
+  { name: "Storage", issue: 2, run: runStorage },
+  { name: "Actors", issue: 3, run: runActors },
+];
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 
 const started = Date.now();
 console.log("Building the rusqlite anchor (cargo build --release; about a minute the first time) ...");
@@ -54,8 +59,9 @@ const probes = [fsyncProbe(tmp.sub("probe"))];
 console.log(`fsync probe before: ${probeText(probes[0])}`);
 const suites = [];
 for (const suite of SUITES) {
+  if (only !== undefined && suite.name.toLowerCase() !== only.toLowerCase()) continue;
   console.log(`${suite.name}:`);
-  suites.push({ name: suite.name, rows: await suite.run({ tmp, reps }) });
+  suites.push({ name: suite.name, issue: suite.issue, rows: await suite.run({ tmp, reps }) });
 }
 probes.push(fsyncProbe(tmp.sub("probe")));
 console.log(`fsync probe after:  ${probeText(probes[1])}\n`);
@@ -121,7 +127,7 @@ function render({ machine, probes, suites, reps, seconds }) {
   const header = ["workload", "ours: durability", "ours (ops/s)", "anchor", "anchor: durability", "anchor (ops/s)", "ratio", "target"];
   const lines = [];
   const checks = [];
-  const table = (rows) => {
+  const table = (rows, issue) => {
     const out = [`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i === 2 || i === 5 || i === 6 ? "---:" : "---")).join("|")}|`];
     for (const row of rows) {
       for (const a of row.anchors) {
@@ -130,7 +136,7 @@ function render({ machine, probes, suites, reps, seconds }) {
         if (a.target !== undefined) {
           const pass = ratio >= a.target;
           target = `≥ ${a.target}× ${pass ? "PASS" : "FAIL"}`;
-          checks.push(`${pass ? "PASS" : "FAIL"}  ${row.workload} [${row.ours.durability}] ≥ ${a.target}× ${a.anchor}: ${ratio.toFixed(2)}×`);
+          checks.push(`${pass ? "PASS" : "FAIL"}  #${issue}  ${row.workload} [${row.ours.durability}] ≥ ${a.target}× ${a.anchor}: ${ratio.toFixed(2)}×`);
         }
         out.push(
           `| ${row.workload} | ${row.ours.durability} | ${fmtOps(row.ours.ops)} | ${a.anchor} | ${a.durability} | ${fmtOps(a.ops)} | ${ratio.toFixed(2)}× | ${target} |`,
@@ -139,7 +145,7 @@ function render({ machine, probes, suites, reps, seconds }) {
     }
     return out.join("\n");
   };
-  for (const s of suites) lines.push(`### ${s.name}`, "", table(s.rows), "");
+  for (const s of suites) lines.push(`### ${s.name} (issue #${s.issue})`, "", table(s.rows, s.issue), "");
   const targets = checks.join("\n");
   // Every repetition's time, to judge the noise behind each median.
   const raw = suites
@@ -167,7 +173,7 @@ with ours. Compare figures only within one run: the disk is noisy (see the fsync
 ## Results
 
 ${lines.join("\n")}
-## Targets (issue #2)
+## Targets
 
 \`\`\`
 ${targets}

@@ -11,6 +11,7 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import http from "node:http";
 import { Miniflare } from "miniflare";
 import { median, now } from "../util.mjs";
 
@@ -77,13 +78,15 @@ export async function startMiniflare(persistDir) {
       return now() - t0 - overhead;
     },
 
-    /** `n` sequential RPC calls `kind` (see /loop in worker.mjs) from a Worker to a new object, in ms. */
-    async loop(kind, n) {
-      const name = `loop-${objects++}`;
-      await (await fetch(new URL(`/loop?kind=ping&n=1&name=${name}`, url))).text(); // instantiate
+    /**
+     * `n` calls `kind` (see /loop in worker.mjs) from a Worker, in ms: sequential on one new
+     * object (instantiated first), or `conc` at a time over `objs` objects, named after
+     * `name` (new ones unless the name was used before).
+     */
+    async loop(kind, n, { conc = 1, objs = 1, name = `loop-${objects++}` } = {}) {
+      if (objs === 1) await get(new URL(`/loop?kind=ping&n=1&name=${name}`, url)); // instantiate
       const t0 = now();
-      const res = await fetch(new URL(`/loop?kind=${kind}&n=${n}&name=${name}`, url));
-      await res.json();
+      await get(new URL(`/loop?kind=${kind}&n=${n}&conc=${conc}&objs=${objs}&name=${name}`, url));
       return now() - t0;
     },
 
@@ -93,4 +96,21 @@ export async function startMiniflare(persistDir) {
 
     close: () => mf.dispose(),
   };
+}
+
+/**
+ * GET over a fresh connection: a kept-alive one may have been closed by workerd while our
+ * side of the benchmark ran, and reusing it fails with ECONNRESET.
+ */
+function get(url) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`))));
+      })
+      .on("error", reject);
+  });
 }
