@@ -316,3 +316,35 @@ test("calls an object makes through its env wait for its writes; a failed commit
   assert.deepEqual(received, [1, 3]);
   await registry.close();
 });
+
+test("code of a reset instance that runs on can no longer reach storage", async () => {
+  let zombie;
+  class Lingering extends DurableObject {
+    async lingerThenWrite() {
+      const storage = this.ctx.storage;
+      await sleep(20);
+      try {
+        storage.kv.put("zombie", 1);
+        zombie = "wrote";
+      } catch (e) {
+        zombie = e.message;
+      }
+    }
+    abortNow() {
+      this.ctx.abort();
+    }
+    read() {
+      return this.ctx.storage.kv.get("zombie") ?? "nothing";
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("l", Lingering);
+  const lingering = stub.lingerThenWrite();
+  await sleep(5);
+  await assert.rejects(stub.abortNow(), { message: "Application called abort() to reset Durable Object." });
+  await assert.rejects(lingering, { message: "Application called abort() to reset Durable Object." });
+  await sleep(40);
+  assert.equal(zombie, "This Durable Object was reset; its earlier instance can no longer use storage.");
+  assert.equal(await stub.read(), "nothing");
+  await registry.close();
+});

@@ -36,6 +36,8 @@ export class Commits {
   private openTransactions = 0;
   /** Set when a commit or sync failed: the object must be reset. */
   broken: unknown = undefined;
+  /** Set once the object was reset: this gate belongs to the old instance and commits no more. */
+  #retired = false;
 
   constructor(
     readonly handle: number,
@@ -75,7 +77,7 @@ export class Commits {
    * says no other object commits in this batch.
    */
   commit(alone = false): void {
-    if (!this.dirty || this.openTransactions > 0 || this.broken !== undefined) return;
+    if (!this.dirty || this.openTransactions > 0 || this.broken !== undefined || this.#retired) return;
     this.dirty = false;
     let outcome: number;
     try {
@@ -157,6 +159,7 @@ export class Commits {
    * for them fail with `reason`; outputs covered by earlier commits still go out.
    */
   discard(reason: unknown): void {
+    this.#retired = true;
     if (this.dirty) {
       native.rollback(this.handle);
       this.dirty = false;
@@ -171,6 +174,7 @@ export class Commits {
   }
 
   private fail(error: unknown): void {
+    if (this.#retired) return; // the object was reset already
     this.broken = error;
     native.rollback(this.handle);
     this.dirty = false;
@@ -178,17 +182,6 @@ export class Commits {
     this.waiters = [];
     for (const w of waiters) w.reject(error);
     this.onFailure(error);
-  }
-
-  /** After a reset: a new instance starts with a working gate. */
-  repair(): void {
-    if (this.broken === undefined) return;
-    this.broken = undefined;
-    // The outputs that waited for the failed commits were dropped with the old instance;
-    // the new one does not wait for them. (Whatever SQLite kept of them stays: the WAL is
-    // synced again by the next commit's fsync.)
-    this.durable = this.committed;
-    this.syncing = false;
   }
 
   get pending(): boolean {

@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 export interface NativeBinding {
   storageOpen(dataDir: string, uniqueKey: string, idHex: string, durability: string): number;
   storageClose(handle: number): void;
+  storageRekey(handle: number): number;
   checkNamespaceKey(uniqueKey: string): void;
   storageOpenFiles(): number;
   kvGet(handle: number, key: Uint8Array, keyLength: number, out: Uint8Array): number;

@@ -57,10 +57,11 @@ const noop = () => {};
 const WAIT_UNTIL_LIMIT_MS = 15 * 60 * 1000;
 
 export class ObjectRuntime implements StateHost, CriticalSections {
-  readonly handle: number;
+  /** The storage handle of the current instance (a reset issues a new one, see reset()). */
+  handle: number;
   readonly mailbox: number;
-  readonly commits: Commits;
-  readonly storage: DurableObjectStorage;
+  commits: Commits;
+  storage: DurableObjectStorage;
   readonly #id: DurableObjectId;
   readonly #Class: ObjectClass;
   readonly #env: unknown;
@@ -198,7 +199,6 @@ export class ObjectRuntime implements StateHost, CriticalSections {
 
   #activate(): object {
     if (this.#instance === undefined) {
-      this.commits.repair();
       const state = new DurableObjectState(this.#id, this);
       this.#state = state;
       this.#constructing = true;
@@ -302,6 +302,13 @@ export class ObjectRuntime implements StateHost, CriticalSections {
     this.#state = undefined;
     this.#constructorSection = undefined;
     this.commits.discard(reason);
+    // The old instance's code may run on; with its handle voided, its storage calls fail
+    // instead of writing into the new instance's turns. The new instance gets its own.
+    if (!this.#shut) {
+      this.handle = native.storageRekey(this.handle);
+      this.commits = new Commits(this.handle, (error) => this.reset(error));
+      this.storage = new DurableObjectStorage(this.handle, this.commits, this);
+    }
     const running = [...this.#running];
     this.#running.clear();
     const waiting = native.mailboxReset(this.mailbox).map((token) => {

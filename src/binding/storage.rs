@@ -31,6 +31,13 @@ pub fn storage_open(env: Env, data_dir: String, unique_key: String, id_hex: Stri
     with_store(|s| s.add(&Location::parse(&data_dir), &unique_key, &id_hex, durability)).or_throw(&env)
 }
 
+/// Gives the object a new handle and voids `handle` (the object was reset: its old
+/// instance must not reach storage any more).
+#[napi]
+pub fn storage_rekey(env: Env, handle: u32) -> napi::Result<u32> {
+    with_store(|s| s.rekey(handle)).or_throw(&env)
+}
+
 /// Throws unless `unique_key` can name a namespace's folder under dataDir.
 #[napi]
 pub fn check_namespace_key(env: Env, unique_key: String) -> napi::Result<()> {

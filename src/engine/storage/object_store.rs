@@ -1,6 +1,11 @@
 //! Every object's database in this process, behind small integer handles, with the number
 //! of open files bounded by an LRU so that touching any number of objects works under a
 //! low file-descriptor limit (each open database holds two: the file and its WAL).
+//!
+//! A handle is a slot and the slot's generation. `rekey` gives an object a new handle and
+//! voids the old one, so that code of a reset instance, still holding the old handle, can
+//! no longer touch storage; a removed object's slot can be reused without its old handles
+//! reaching the new occupant.
 
 use lru::LruCache;
 use slab::Slab;
@@ -12,14 +17,26 @@ use super::object_database::{CursorState, ObjectDatabase, RowSink};
 use super::raw_statement::SqlParam;
 
 pub type Handle = u32;
+/// Slots of the object table (a handle's low bits).
+type Slot = usize;
+
+const SLOT_BITS: u32 = 20;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// Objects registered at once (evicted objects free their slots).
+const MAX_SLOTS: usize = 1 << SLOT_BITS;
+
+const CLOSED: &str = "this Durable Object's storage is closed";
+const RESET: &str = "This Durable Object was reset; its earlier instance can no longer use storage.";
 
 pub struct ObjectStore {
     objects: Slab<ObjectDatabase>,
-    /// Handles of file-backed objects whose database is open, least recently used last.
-    open_files: LruCache<Handle, ()>,
+    /// Each slot's current generation (the high bits of its valid handle).
+    generations: Vec<u16>,
+    /// Slots of file-backed objects whose database is open, least recently used last.
+    open_files: LruCache<Slot, ()>,
     max_open: usize,
-    /// The handle used last, whose LRU position need not be refreshed again.
-    last_used: Option<Handle>,
+    /// The slot used last, whose LRU position need not be refreshed again.
+    last_used: Option<Slot>,
     /// An empty in-memory database with the SQL policy, which answers reads of objects
     /// that have no file yet (created on first use).
     empty: Option<ObjectDatabase>,
@@ -41,54 +58,83 @@ fn default_max_open_files() -> usize {
 
 impl ObjectStore {
     pub fn new(max_open: usize) -> Self {
-        ObjectStore { objects: Slab::new(), open_files: LruCache::unbounded(), max_open: max_open.max(1), last_used: None, empty: None }
+        ObjectStore {
+            objects: Slab::new(),
+            generations: Vec::new(),
+            open_files: LruCache::unbounded(),
+            max_open: max_open.max(1),
+            last_used: None,
+            empty: None,
+        }
+    }
+
+    fn handle_of(&self, slot: Slot) -> Handle {
+        (self.generations[slot] as u32) << SLOT_BITS | slot as u32
+    }
+
+    /// The slot `handle` names, if the handle is still valid.
+    fn slot(&self, handle: Handle) -> Result<Slot> {
+        let slot = (handle & SLOT_MASK) as Slot;
+        if !self.objects.contains(slot) {
+            return Err(StorageError::error(CLOSED));
+        }
+        if self.handle_of(slot) != handle {
+            return Err(StorageError::error(RESET));
+        }
+        Ok(slot)
+    }
+
+    /// Voids `handle` and returns the object's new one (same database, same state).
+    pub fn rekey(&mut self, handle: Handle) -> Result<Handle> {
+        let slot = self.slot(handle)?;
+        self.generations[slot] = self.generations[slot].wrapping_add(1) & (u16::MAX >> 4);
+        Ok(self.handle_of(slot))
     }
 
     /// Registers an object; nothing touches the disk until it is read or written.
     pub fn add(&mut self, location: &Location, unique_key: &str, id_hex: &str, durability: Durability) -> Result<Handle> {
         let path = location.object_path(unique_key, id_hex)?;
         let in_memory = path.is_none();
-        let handle = self.objects.insert(ObjectDatabase::new(path, durability)) as Handle;
+        if self.objects.vacant_key() >= MAX_SLOTS {
+            return Err(StorageError::error(format!("more than {MAX_SLOTS} Durable Objects are registered at once")));
+        }
+        let slot = self.objects.insert(ObjectDatabase::new(path, durability));
+        if self.generations.len() <= slot {
+            self.generations.resize(slot + 1, 0);
+        }
         if in_memory {
             // An in-memory database cannot be closed and reopened: it stays open.
-            if let Err(e) = self.objects[handle as usize].open(true) {
-                self.objects.remove(handle as usize);
+            if let Err(e) = self.objects[slot].open(true) {
+                self.objects.remove(slot);
                 return Err(e);
             }
         }
-        Ok(handle)
+        Ok(self.handle_of(slot))
     }
 
-    /// Forgets an object, closing its file. Its committed data stays on disk.
+    /// Forgets an object, closing its file. Its committed data stays on disk; its handles
+    /// stop working.
     pub fn remove(&mut self, handle: Handle) {
-        if self.objects.try_remove(handle as usize).is_some() {
-            self.open_files.pop(&handle);
-            if self.last_used == Some(handle) {
-                self.last_used = None;
-            }
+        let Ok(slot) = self.slot(handle) else { return };
+        self.objects.remove(slot);
+        self.generations[slot] = self.generations[slot].wrapping_add(1) & (u16::MAX >> 4);
+        self.open_files.pop(&slot);
+        if self.last_used == Some(slot) {
+            self.last_used = None;
         }
-    }
-
-    pub fn handles(&self) -> Vec<Handle> {
-        self.objects.iter().map(|(h, _)| h as Handle).collect()
-    }
-
-    fn object(&mut self, handle: Handle) -> Result<&mut ObjectDatabase> {
-        self.objects
-            .get_mut(handle as usize)
-            .ok_or_else(|| StorageError::error("this Durable Object's storage is closed"))
     }
 
     /// The object's database, opened if needed. With `create` false, None means the object
     /// was never written and reading it must not create a file.
     pub fn database(&mut self, handle: Handle, create: bool) -> Result<Option<&mut ObjectDatabase>> {
-        let obj = self.objects.get(handle as usize).ok_or_else(|| StorageError::error("this Durable Object's storage is closed"))?;
+        let slot = self.slot(handle)?;
+        let obj = &self.objects[slot];
         if obj.is_open() {
-            if self.last_used != Some(handle) && obj.path().is_some() {
-                self.open_files.promote(&handle);
-                self.last_used = Some(handle);
+            if self.last_used != Some(slot) && obj.path().is_some() {
+                self.open_files.promote(&slot);
+                self.last_used = Some(slot);
             }
-            return Ok(Some(self.object(handle)?));
+            return Ok(Some(&mut self.objects[slot]));
         }
         if !create && obj.known_missing {
             return Ok(None);
@@ -96,15 +142,15 @@ impl ObjectStore {
         if obj.path().is_some() {
             self.make_room();
         }
-        let obj = self.object(handle)?;
+        let obj = &mut self.objects[slot];
         if !obj.open(create)? {
             return Ok(None);
         }
         if obj.path().is_some() {
-            self.open_files.put(handle, ());
-            self.last_used = Some(handle);
+            self.open_files.put(slot, ());
+            self.last_used = Some(slot);
         }
-        Ok(Some(self.object(handle)?))
+        Ok(Some(&mut self.objects[slot]))
     }
 
     /// The object's database, which must exist (opened or created) for a write.
@@ -121,13 +167,13 @@ impl ObjectStore {
                 .iter()
                 .rev()
                 .map(|(h, _)| *h)
-                .find(|h| self.objects.get(*h as usize).is_some_and(|o| !o.is_busy()));
+                .find(|slot| self.objects.get(*slot).is_some_and(|o| !o.is_busy()));
             let Some(victim) = victim else { return };
             self.open_files.pop(&victim);
             if self.last_used == Some(victim) {
                 self.last_used = None;
             }
-            if let Some(o) = self.objects.get_mut(victim as usize) {
+            if let Some(o) = self.objects.get_mut(victim) {
                 o.close();
             }
         }
@@ -160,8 +206,10 @@ impl ObjectStore {
         self.open_files.len()
     }
 
+    /// What to fsync for the commits made so far. Works with a voided handle too: the
+    /// commits of a reset instance still reach the disk.
     pub fn take_sync_target(&mut self, handle: Handle) -> Result<Option<SyncTarget>> {
-        match self.objects.get_mut(handle as usize) {
+        match self.objects.get_mut((handle & SLOT_MASK) as Slot) {
             None => Ok(None),
             Some(o) => o.take_sync_target(),
         }
