@@ -281,11 +281,20 @@ test("calls an object makes through its env wait for its writes; a failed commit
       received.push(value);
       return "recorded";
     }
+    async fetch(request) {
+      received.push(`fetch ${await request.text()}`);
+      return new Response("fetched");
+    }
   }
   class Sender extends DurableObject {
     async writeThenCall(value) {
       this.ctx.storage.kv.put("last", value);
       return this.env.RECEIVER.getByName("r").record(value);
+    }
+    async writeThenFetch(value) {
+      this.ctx.storage.kv.put("last", value);
+      const response = await this.env.RECEIVER.getByName("r").fetch("http://r/", { method: "POST", body: String(value) });
+      return response.text();
     }
   }
   const env = {};
@@ -305,6 +314,7 @@ test("calls an object makes through its env wait for its writes; a failed commit
   native.syncStart = failing;
   try {
     await assert.rejects(sender.writeThenCall(2), { message: "fsync failed: injected" });
+    await assert.rejects(sender.writeThenFetch(2), { message: "fsync failed: injected" });
   } finally {
     native.syncObjectNow = syncObjectNow;
     native.syncStart = syncStart;
@@ -313,7 +323,8 @@ test("calls an object makes through its env wait for its writes; a failed commit
   assert.deepEqual(received, [1], "the held call was dropped");
   // The sender was reset and works again.
   assert.equal(await sender.writeThenCall(3), "recorded");
-  assert.deepEqual(received, [1, 3]);
+  assert.equal(await sender.writeThenFetch(4), "fetched");
+  assert.deepEqual(received, [1, 3, "fetch 4"]);
   await registry.close();
 });
 

@@ -294,3 +294,33 @@ test("an RPC result waits for the writes before it; a call sees the object's ear
   assert.equal(await runInDurableObject(stub, (_, ctx) => ctx.storage.kv.get("v")), 1);
   await registry.close();
 });
+
+test("Request, Response and streams cross to the receiver as they are", async () => {
+  class Bodies extends DurableObject {
+    async readRequest(request) {
+      return `${request.method} ${new URL(request.url).pathname} ${await request.text()}`;
+    }
+    makeResponse(text) {
+      return new Response(text, { status: 201, headers: { "x-made-by": "object" } });
+    }
+    async readStream(stream) {
+      return await new Response(stream).text();
+    }
+  }
+  const registry = new Registry({ dataDir: ":memory:" });
+  const stub = await registry.get("b", Bodies);
+  assert.equal(await stub.readRequest(new Request("http://do/path", { method: "POST", body: "payload" })), "POST /path payload");
+  const response = await stub.makeResponse("made");
+  assert.equal(response.status, 201);
+  assert.equal(response.headers.get("x-made-by"), "object");
+  assert.equal(await response.text(), "made");
+  const stream = new ReadableStream({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("streamed "));
+      controller.enqueue(new TextEncoder().encode("bytes"));
+      controller.close();
+    },
+  });
+  assert.equal(await stub.readStream(stream), "streamed bytes");
+  await registry.close();
+});
