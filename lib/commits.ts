@@ -11,8 +11,10 @@
 // several objects commit at once, or a sync is already running, fsyncs run on our fsync
 // pool (up to 32 at once, in parallel across objects), and commits of one object that pile up during
 // its sync share the next one. A lone commit with nothing else in flight is synced on the
-// JS thread instead: there is nothing to overlap it with, and the two thread hops would
-// cost (on a VM, where waking an idle CPU is slow) about as much as the fsync.
+// JS thread instead, as long as fsyncs take under a millisecond: there is nothing to
+// overlap it with, and the two thread hops would cost (on a VM, where waking an idle CPU
+// is slow) 40-50 µs, a fifth of a fast fsync. Events that arrive meanwhile run right after
+// it, and their commits, arriving together, go to the pool.
 import { native } from "./native.js";
 
 const COMMITTED_DURABLE = 1;
@@ -98,14 +100,16 @@ export class Commits {
       this.durable = this.committed;
       this.release();
     } else if (outcome === COMMITTED_NEEDS_SYNC) {
-      if (alone && syncsInFlight === 0) this.syncNow();
+      if (alone && syncsInFlight === 0 && fsyncEstimate < INLINE_FSYNC_LIMIT_MS) this.syncNow();
       else this.sync();
     }
   }
 
   private syncNow(): void {
     try {
+      const started = performance.now();
       native.syncObjectNow(this.handle);
+      observeFsync(performance.now() - started);
     } catch (e) {
       this.fail(e);
       return;
@@ -131,7 +135,9 @@ export class Commits {
       return;
     }
     this.syncing = true;
+    const startedAt = performance.now();
     syncStarted(this.handle, (error) => {
+      observeFsync(performance.now() - startedAt);
       this.syncing = false;
       if (error !== null) {
         this.fail(new Error(error));
@@ -187,6 +193,21 @@ export class Commits {
   get pending(): boolean {
     return this.dirty || this.syncing || this.waiters.length > 0;
   }
+}
+
+// ---- when a lone commit may sync on the JS thread -------------------------------------
+
+/**
+ * A lone commit syncs on the JS thread only while fsyncs are fast: then the thread hops
+ * would cost a large share of the fsync, and the JS thread is held for less than this.
+ * On a slow disk every fsync goes to the pool (the hops are then a small share).
+ */
+const INLINE_FSYNC_LIMIT_MS = 1;
+/** A moving average of recent fsync times (ms). */
+let fsyncEstimate = 0;
+
+function observeFsync(ms: number): void {
+  fsyncEstimate += (ms - fsyncEstimate) / 8;
 }
 
 // ---- the fsync pool (src/engine/storage/sync_pool.rs) ---------------------------------
