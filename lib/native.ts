@@ -19,6 +19,8 @@ export interface NativeBinding {
   kvGetMany(handle: number, keys: Uint8Array, keysLength: number, out: Uint8Array): number;
   kvList(handle: number, options: Uint8Array, optionsLength: number, reverse: boolean, limit: number | undefined, out: Uint8Array): number;
   deleteAll(handle: number): void;
+  alarmGet(handle: number): number | null;
+  alarmSet(handle: number, millis: number | null): void;
   sqlPrepare(handle: number, query: string): number;
   sqlForget(handle: number, stmtId: number): void;
   sqlColumns(handle: number, stmtId: number): string[];

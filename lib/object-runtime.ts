@@ -251,6 +251,16 @@ export class ObjectRuntime implements StateHost, CriticalSections {
     return this.#generation;
   }
 
+  checkAlarmHandler(): void {
+    // Inside the constructor Cloudflare defers the check; after it, a class without an
+    // alarm() handler cannot set alarms.
+    if (this.#constructing) return;
+    const target = (this.#instance ?? this.#Class.prototype) as { alarm?: unknown };
+    if (typeof target.alarm !== "function") {
+      throw new TypeError("Your Durable Object class must have an alarm() handler in order to call setAlarm()");
+    }
+  }
+
   exitCritical(section: number): void {
     if (section !== this.#generation) return; // a reset closed it
     if (native.mailboxExitCritical(this.mailbox)) setImmediate(this.#deliveryPoint);

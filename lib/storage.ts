@@ -50,6 +50,7 @@ export class DurableObjectStorage {
   readonly #handle: number;
   readonly #commits: Commits;
   readonly #transactions: TransactionScope;
+  readonly #sections: CriticalSections;
   #sql: SqlStorage | undefined;
   #kv: SyncKvStorage | undefined;
 
@@ -58,6 +59,7 @@ export class DurableObjectStorage {
     this.#handle = handle;
     this.#commits = commits;
     this.#transactions = new TransactionScope(handle, commits, sections);
+    this.#sections = sections;
   }
 
   // `T = any` (Cloudflare's types say `unknown`) so the usual `(await get(k)) || 0` compiles.
@@ -140,6 +142,37 @@ export class DurableObjectStorage {
       if (this.#transactions.depth > 0) throw new Error("Cannot call deleteAll() within a transaction");
       this.#commits.wrote();
       native.deleteAll(this.#handle);
+    });
+  }
+
+  /** The alarm's time in ms since the epoch, or null when none is set. */
+  getAlarm(_options?: GetOptions): Promise<number | null> {
+    return promised(() => native.alarmGet(this.#handle));
+  }
+
+  /**
+   * Sets the object's one alarm (replacing any earlier one) to `scheduledTime`, in ms
+   * since the epoch or a Date; a time in the past means now. A write of this turn: it
+   * commits with the turn's other writes, and outputs wait for it.
+   */
+  setAlarm(scheduledTime: number | Date, _options?: PutOptions): Promise<void> {
+    return promised(() => {
+      const time = scheduledTime instanceof Date ? scheduledTime.getTime() : scheduledTime;
+      if (typeof time !== "number" || Number.isNaN(time)) {
+        throw new TypeError("setAlarm() expects a number of milliseconds since the epoch or a Date");
+      }
+      if (time <= 0) throw new TypeError("setAlarm() cannot be called with an alarm time <= 0");
+      this.#sections.checkAlarmHandler();
+      this.#commits.wrote();
+      native.alarmSet(this.#handle, Math.max(Math.floor(time), Date.now()));
+    });
+  }
+
+  /** Removes the alarm (a running alarm() handler is not cancelled). */
+  deleteAlarm(_options?: PutOptions): Promise<void> {
+    return promised(() => {
+      this.#commits.wrote();
+      native.alarmSet(this.#handle, null);
     });
   }
 

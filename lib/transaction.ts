@@ -10,6 +10,8 @@ export interface CriticalSections {
   /** Opens a section; returns what closes it (a reset in between voids the section). */
   enterCritical(): number;
   exitCritical(section: number): void;
+  /** Throws Cloudflare's TypeError when setAlarm() is not allowed (no alarm() handler). */
+  checkAlarmHandler(): void;
 }
 
 export class TransactionScope {
@@ -134,6 +136,18 @@ export class DurableObjectTransaction {
 
   deleteAll(): never {
     throw new Error("Cannot call deleteAll() within a transaction");
+  }
+
+  getAlarm(options?: GetOptions): Promise<number | null> {
+    return this.#async("getAlarm", (s) => s.getAlarm(options));
+  }
+
+  setAlarm(scheduledTime: number | Date, options?: PutOptions): Promise<void> {
+    return this.#async("setAlarm", (s) => s.setAlarm(scheduledTime, options));
+  }
+
+  deleteAlarm(options?: PutOptions): Promise<void> {
+    return this.#async("deleteAlarm", (s) => s.deleteAlarm(options));
   }
 
   /** Undoes the transaction's writes when the closure returns. Idempotent. */

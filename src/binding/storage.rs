@@ -31,6 +31,31 @@ pub fn storage_open(env: Env, data_dir: String, unique_key: String, id_hex: Stri
     with_store(|s| s.add(&Location::parse(&data_dir), &unique_key, &id_hex, durability)).or_throw(&env)
 }
 
+/// The object's alarm time in ms since the epoch, or null. Reading a never-written object
+/// creates no file.
+#[napi]
+pub fn alarm_get(env: Env, handle: u32) -> napi::Result<Option<f64>> {
+    with_store(|s| match s.database(handle, false)? {
+        None => Ok(None),
+        Some(db) => db.alarm(),
+    })
+    .map(|ms| ms.map(|ms| ms as f64))
+    .or_throw(&env)
+}
+
+/// Sets (a time in ms since the epoch) or clears (null) the alarm, as a write of this turn.
+#[napi]
+pub fn alarm_set(env: Env, handle: u32, millis: Option<f64>) -> napi::Result<()> {
+    with_store(|s| {
+        // Clearing the alarm of an object with no file changes nothing: create none.
+        let Some(db) = (if millis.is_none() { s.database(handle, false)? } else { Some(s.writable(handle)?) }) else {
+            return Ok(());
+        };
+        db.set_alarm(millis.map(|ms| ms as i64))
+    })
+    .or_throw(&env)
+}
+
 /// Gives the object a new handle and voids `handle` (the object was reset: its old
 /// instance must not reach storage any more).
 #[napi]

@@ -4,6 +4,7 @@
 //! synchronous in Cloudflare too). The one slow step, fsync, is handed to other threads
 //! through `durability::SyncTarget`.
 
+mod alarm_metadata;
 pub mod authorizer;
 mod connection;
 pub mod durability;

@@ -16,6 +16,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 use slab::Slab;
 
+use super::alarm_metadata;
 use super::authorizer::{self, AuthorizerState, Denial, TRANSACTION_STATEMENT_MESSAGE};
 use super::durability::{Durability, NewFiles, SyncTarget};
 use super::error::{Result, StorageError};
@@ -248,8 +249,22 @@ impl ObjectDatabase {
         })
     }
 
+    // ---- alarm ----------------------------------------------------------------------
+
+    /// The alarm time (ms since the epoch), if one is set.
+    pub fn alarm(&mut self) -> Result<Option<i64>> {
+        self.db().internal(alarm_metadata::get)
+    }
+
+    /// Sets or clears the alarm, as a write of the current turn.
+    pub fn set_alarm(&mut self, millis: Option<i64>) -> Result<()> {
+        let db = self.db();
+        db.begin_implicit()?;
+        db.internal(|conn| alarm_metadata::set(conn, millis))
+    }
+
     /// `deleteAll()` on a SQLite-backed object: every KV entry and every SQL table, view,
-    /// index and trigger, atomically with the rest of the turn.
+    /// index and trigger, and the alarm, atomically with the rest of the turn.
     pub fn delete_all(&mut self) -> Result<()> {
         let db = self.db();
         // Open cursors would make DROP fail with "database table is locked"; Cloudflare's
@@ -276,6 +291,10 @@ impl ObjectDatabase {
             }
             if conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = '_cf_KV'", [], |r| r.get::<_, i64>(0))? > 0 {
                 conn.execute_batch("DELETE FROM _cf_KV")?;
+            }
+            // Since compatibility date 2026-02-24, deleteAll() deletes the alarm too.
+            if alarm_metadata::get(conn)?.is_some() {
+                alarm_metadata::set(conn, None)?;
             }
             Ok(())
         })
