@@ -103,3 +103,234 @@ test("the alarm is stored: it survives closing and reopening the registry", asyn
   assert.equal(await inside(await second.get("p", WithAlarm), (s) => s.getAlarm()), time);
   await second.close();
 });
+
+// ---- firing ----------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `condition` until it holds (alarms fire on their own schedule). */
+async function until(condition, what, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+test("a due alarm runs alarm(info) once, then is deleted; getAlarm() is null while it runs", async () => {
+  const runs = [];
+  class Once extends DurableObject {
+    async alarm(info) {
+      runs.push({ info, during: await this.ctx.storage.getAlarm() });
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("o", Once);
+  const at = Date.now() + 30;
+  await inside(stub, (s) => s.setAlarm(at));
+  await until(() => runs.length === 1, "the alarm");
+  assert.deepEqual(runs[0], { info: { retryCount: 0, isRetry: false, scheduledTime: at }, during: null });
+  await until(async () => (await inside(stub, (s) => s.getAlarm())) === null, "the alarm to be deleted");
+  await sleep(50);
+  assert.equal(runs.length, 1);
+  await registry.close();
+});
+
+test("alarm() can set the next alarm; it runs again, and getAlarm() shows the new time", async () => {
+  const seen = [];
+  class Repeating extends DurableObject {
+    async alarm() {
+      const count = ((await this.ctx.storage.get("count")) ?? 0) + 1;
+      await this.ctx.storage.put("count", count);
+      if (count < 3) {
+        const next = Date.now() + 10;
+        await this.ctx.storage.setAlarm(next);
+        seen.push((await this.ctx.storage.getAlarm()) === next);
+      }
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("r", Repeating);
+  await inside(stub, (s) => s.setAlarm(Date.now() + 10));
+  await until(async () => (await inside(stub, (s) => s.get("count"))) === 3, "three runs");
+  assert.deepEqual(seen, [true, true]);
+  await until(async () => (await inside(stub, (s) => s.getAlarm())) === null, "no alarm left");
+  await registry.close();
+});
+
+test("a failing alarm is retried with retryCount and isRetry, and stays set until it succeeds", async () => {
+  const infos = [];
+  const between = [];
+  class Flaky extends DurableObject {
+    async alarm(info) {
+      infos.push(info);
+      if (info.retryCount < 2) throw new Error(`failure ${info.retryCount}`);
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir(), alarmRetryScale: 0.01 });
+  const stub = await registry.get("f", Flaky);
+  const at = Date.now() + 10;
+  await inside(stub, (s) => s.setAlarm(at));
+  await until(() => infos.length >= 1, "the first run");
+  between.push(await inside(stub, (s) => s.getAlarm()));
+  await until(() => infos.length === 3, "two retries");
+  assert.deepEqual(
+    infos.map((i) => [i.retryCount, i.isRetry, i.scheduledTime]),
+    [
+      [0, false, at],
+      [1, true, at],
+      [2, true, at],
+    ],
+  );
+  assert.equal(between[0], at, "the alarm still counts as set after a failed run");
+  await until(async () => (await inside(stub, (s) => s.getAlarm())) === null, "deletion after success");
+  await registry.close();
+});
+
+test("after six retries the alarm is given up and deleted", async () => {
+  let runs = 0;
+  class Broken extends DurableObject {
+    alarm() {
+      runs++;
+      throw new Error("always");
+    }
+  }
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.message);
+  process.on("warning", onWarning);
+  const registry = new Registry({ dataDir: tempDir(), alarmRetryScale: 0.001 });
+  const stub = await registry.get("b", Broken);
+  await inside(stub, (s) => s.setAlarm(Date.now() + 5));
+  await until(async () => runs === 7 && (await inside(stub, (s) => s.getAlarm())) === null, "seven runs and deletion");
+  await sleep(100);
+  assert.equal(runs, 7);
+  process.off("warning", onWarning);
+  assert.ok(warnings.some((m) => m.includes("failed 7 times")), warnings.join("; "));
+  await registry.close();
+});
+
+test("a new alarm set during a failing run replaces the retry", async () => {
+  const infos = [];
+  class Replacing extends DurableObject {
+    async alarm(info) {
+      infos.push(info);
+      if (infos.length === 1) {
+        await this.ctx.storage.setAlarm(Date.now() + 20);
+        throw new Error("fails after setting a new alarm");
+      }
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir(), alarmRetryScale: 0.001 });
+  const stub = await registry.get("x", Replacing);
+  await inside(stub, (s) => s.setAlarm(Date.now() + 5));
+  await until(() => infos.length === 2, "the new alarm");
+  assert.equal(infos[1].retryCount, 0, "not a retry: the new alarm");
+  assert.equal(infos[1].isRetry, false);
+  await registry.close();
+});
+
+test("an alarm wakes an evicted object (its constructor runs first)", async () => {
+  let constructed = 0;
+  let ran = 0;
+  class Sleeper extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      constructed++;
+    }
+    alarm() {
+      ran++;
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("s", Sleeper);
+  await inside(stub, (s) => s.setAlarm(Date.now() + 50));
+  assert.equal(registry.evictIdle(), 1);
+  assert.equal(registry.liveObjects, 0);
+  await until(() => ran === 1, "the alarm");
+  assert.equal(constructed, 2);
+  await registry.close();
+});
+
+test("an alarm interleaves with requests while it awaits other I/O", async () => {
+  const log = [];
+  let release;
+  class Interleaving extends DurableObject {
+    async alarm() {
+      log.push("alarm start");
+      await new Promise((resolve) => (release = resolve));
+      log.push("alarm end");
+    }
+    ping() {
+      log.push("ping");
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("i", Interleaving);
+  await inside(stub, (s) => s.setAlarm(Date.now() + 5));
+  await until(() => log.length === 1, "the alarm to start");
+  await stub.ping();
+  release();
+  await until(() => log.length === 3, "the alarm to end");
+  assert.deepEqual(log, ["alarm start", "ping", "alarm end"]);
+  await registry.close();
+});
+
+test("ctx.abort() in alarm() retries it, unless retryAlarm is false", async () => {
+  const runs = { retried: 0, final: 0 };
+  class Aborting extends DurableObject {
+    alarm(info) {
+      const which = this.ctx.id.name;
+      runs[which]++;
+      if (info.retryCount === 0) this.ctx.abort("stop", which === "final" ? { retryAlarm: false } : undefined);
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir(), alarmRetryScale: 0.001 });
+  for (const name of ["retried", "final"]) await inside(await registry.get(name, Aborting), (s) => s.setAlarm(Date.now() + 5));
+  await until(() => runs.retried === 2, "the retry after abort()");
+  await sleep(100);
+  assert.deepEqual(runs, { retried: 2, final: 1 });
+  assert.equal(await inside(await registry.get("final", Aborting), (s) => s.getAlarm()), null);
+  await registry.close();
+});
+
+test("a retry waits Cloudflare's real delay (2 s plus up to 25%)", { timeout: 30_000 }, async () => {
+  const times = [];
+  class Slow extends DurableObject {
+    alarm() {
+      times.push(Date.now());
+      if (times.length === 1) throw new Error("once");
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  await inside(await registry.get("s", Slow), (s) => s.setAlarm(Date.now() + 5));
+  await until(() => times.length === 2, "the retry", 20_000);
+  const delay = times[1] - times[0];
+  assert.ok(delay >= 2000, `retried after ${delay} ms`);
+  await registry.close();
+});
+
+test("registry.close() stops alarms; a pending alarm does not keep the process alive", async () => {
+  let ran = 0;
+  class Later extends DurableObject {
+    alarm() {
+      ran++;
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  await inside(await registry.get("l", Later), (s) => s.setAlarm(Date.now() + 30));
+  await registry.close();
+  await sleep(100);
+  assert.equal(ran, 0);
+
+  const { spawnSync } = await import("node:child_process");
+  const script = `
+    import { DurableObject, Registry, runInDurableObject } from ${JSON.stringify(new URL("../index.js", import.meta.url).href)};
+    class Later extends DurableObject { alarm() {} }
+    const registry = new Registry({ dataDir: ${JSON.stringify(tempDir())} });
+    await runInDurableObject(await registry.get("l", Later), (_, ctx) => ctx.storage.setAlarm(Date.now() + 600000));
+    console.log("set");
+  `;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(child.error, undefined, "the process ended by itself");
+  assert.equal(child.stdout.trim(), "set");
+});

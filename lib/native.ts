@@ -40,6 +40,9 @@ export interface NativeBinding {
   idFromName(uniqueKey: string, name: string, jurisdiction?: string): string;
   newUniqueId(uniqueKey: string, jurisdiction?: string): string;
   parseId(uniqueKey: string, text: string): { hex: string; jurisdiction?: string | null };
+  alarmTimerInit(fire: (key: number) => void): void;
+  alarmTimerSchedule(key: number, atMs: number): void;
+  alarmTimerCancel(key: number): void;
   mailboxOpen(capacity: number): number;
   mailboxClose(handle: number): void;
   mailboxOffer(handle: number, token: number): number;

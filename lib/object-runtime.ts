@@ -10,6 +10,7 @@
 // section (blockConcurrencyWhile, storage.transaction) is open. A handler's result is
 // released to its caller only when every write issued before it is durable (the output
 // gate, see commits.ts).
+import { ALARM_TIME_LIMIT_MS, MAX_ALARM_RETRIES, retryDelay } from "./alarms.js";
 import { Commits } from "./commits.js";
 import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
 import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
@@ -29,7 +30,19 @@ export interface RuntimeLimits {
   maxQueuedEvents: number;
   /** ms a blockConcurrencyWhile() callback may run before the object is reset. */
   blockConcurrencyWhileTimeout: number;
+  /** Multiplies alarm retry delays (tests shorten Cloudflare's 2 s × 2^n). */
+  alarmRetryScale: number;
 }
+
+/** The state of an alarm() run in progress. */
+interface AlarmRun {
+  /** The stored time that fell due. */
+  scheduled: number;
+  /** setAlarm() or deleteAlarm() was called since the run started. */
+  changed: boolean;
+}
+
+const SKIPPED = Symbol("no alarm was due");
 
 interface Event {
   handler: (instance: object) => unknown;
@@ -81,9 +94,29 @@ export class ObjectRuntime implements StateHost, CriticalSections {
   readonly #waitUntil = new Set<Promise<unknown>>();
 
   readonly #rpc: boolean;
+  /** Sets when this object's alarm falls due (null: none); the registry's timer fires runAlarm(). */
+  readonly #scheduleAlarm: (atMs: number | null) => void;
+  #alarmRun: AlarmRun | undefined;
+  /** Counted retries of the current alarm so far. */
+  #alarmRetries = 0;
+  /** A due alarm came while a run was in progress: look again when it ends. */
+  #alarmAgain = false;
+  /** ctx.abort(reason, { retryAlarm: false }) during a run. */
+  #alarmNoRetry = false;
+  #alarmSyncPending = false;
+  #alarmLoaded = false;
 
-  constructor(id: DurableObjectId, handle: number, Class: ObjectClass, env: unknown, limits: RuntimeLimits, rpc: boolean) {
+  constructor(
+    id: DurableObjectId,
+    handle: number,
+    Class: ObjectClass,
+    env: unknown,
+    limits: RuntimeLimits,
+    rpc: boolean,
+    scheduleAlarm: (atMs: number | null) => void,
+  ) {
     this.#rpc = rpc;
+    this.#scheduleAlarm = scheduleAlarm;
     this.#id = id;
     this.handle = handle;
     this.#Class = Class;
@@ -198,6 +231,11 @@ export class ObjectRuntime implements StateHost, CriticalSections {
   }
 
   #activate(): object {
+    if (!this.#alarmLoaded) {
+      // An alarm stored before this process (or before an eviction) is scheduled again.
+      this.#alarmLoaded = true;
+      this.#scheduleStoredAlarm();
+    }
     if (this.#instance === undefined) {
       const state = new DurableObjectState(this.#id, this);
       this.#state = state;
@@ -295,11 +333,134 @@ export class ObjectRuntime implements StateHost, CriticalSections {
     return run;
   }
 
+  // ---- alarms ------------------------------------------------------------------------
+
+  /** setAlarm(), deleteAlarm() or deleteAll() was called: reschedule once it is durable. */
+  alarmChanged(): void {
+    if (this.#alarmRun !== undefined) this.#alarmRun.changed = true;
+    this.#alarmRetries = 0;
+    if (this.#alarmSyncPending) return;
+    this.#alarmSyncPending = true;
+    const sync = () => {
+      this.#alarmSyncPending = false;
+      this.#scheduleStoredAlarm();
+    };
+    const gate = this.commits.whenDurable();
+    if (gate === undefined) queueMicrotask(sync);
+    else gate.then(sync, () => (this.#alarmSyncPending = false));
+  }
+
+  /** getAlarm() answers null while alarm() runs, unless the alarm was set again. */
+  get alarmHidden(): boolean {
+    return this.#alarmRun !== undefined && !this.#alarmRun.changed;
+  }
+
+  #scheduleStoredAlarm(): void {
+    if (this.#shut) return;
+    // The running alarm's own time is not rescheduled: the run decides what follows it.
+    if (this.#alarmRun !== undefined && !this.#alarmRun.changed) return;
+    let time: number | null;
+    try {
+      time = native.alarmGet(this.handle);
+    } catch {
+      return;
+    }
+    this.#scheduleAlarm(time);
+  }
+
+  /**
+   * The timer says this object's alarm is due: run alarm() as an event (constructing the
+   * object first if it was evicted), one run at a time, with Cloudflare's retries.
+   */
+  runAlarm(): void {
+    if (this.#shut) return;
+    if (this.#alarmRun !== undefined) {
+      this.#alarmAgain = true;
+      return;
+    }
+    const retryCount = this.#alarmRetries;
+    const run: AlarmRun = { scheduled: 0, changed: false };
+    this.#alarmRun = run;
+    this.#alarmNoRetry = false;
+    const outcome = this.#deliver<unknown>((instance) => {
+      const scheduled = native.alarmGet(this.handle);
+      if (scheduled === null || scheduled > Date.now()) return SKIPPED;
+      run.scheduled = scheduled;
+      const handler = (instance as { alarm?: (info: unknown) => unknown }).alarm;
+      if (typeof handler !== "function") throw new TypeError("Your Durable Object class must have an alarm() handler.");
+      return this.#withinAlarmLimit(handler.call(instance, { retryCount, isRetry: retryCount > 0, scheduledTime: scheduled }));
+    }, false);
+    outcome.then(
+      (result) => {
+        this.#alarmRun = undefined;
+        if (result === SKIPPED) {
+          this.#scheduleStoredAlarm(); // deleted, or moved to a later time
+        } else {
+          // Done: the run's writes are durable (the event waited for them). Delete the
+          // alarm unless the handler set a new one.
+          this.#alarmRetries = 0;
+          if (!run.changed) this.#deleteFiredAlarm(run.scheduled);
+        }
+        this.#afterAlarm();
+      },
+      (error) => {
+        this.#alarmRun = undefined;
+        if (run.changed || this.#alarmNoRetry || this.#shut) {
+          // A new alarm set during the failing run supersedes the retry; so does abort({ retryAlarm: false }).
+          this.#alarmRetries = 0;
+          if (!run.changed && run.scheduled !== 0) this.#deleteFiredAlarm(run.scheduled);
+          else this.#scheduleStoredAlarm();
+        } else if (retryCount >= MAX_ALARM_RETRIES) {
+          this.#alarmRetries = 0;
+          this.#deleteFiredAlarm(run.scheduled);
+          process.emitWarning(`alarm() of Durable Object ${this.#id} failed ${retryCount + 1} times and was given up: ${String(error)}`);
+        } else {
+          // The alarm stays set (getAlarm() still shows it) until the retry runs.
+          this.#alarmRetries = retryCount + 1;
+          this.#scheduleAlarm(Date.now() + retryDelay(retryCount, this.#limits.alarmRetryScale));
+        }
+        this.#afterAlarm();
+      },
+    );
+  }
+
+  #afterAlarm(): void {
+    if (!this.#alarmAgain) return;
+    this.#alarmAgain = false;
+    this.#scheduleStoredAlarm();
+  }
+
+  /** Deletes the alarm that ran, unless something replaced it meanwhile. */
+  #deleteFiredAlarm(scheduled: number): void {
+    this.#deliver(() => {
+      if (native.alarmGet(this.handle) !== scheduled) return;
+      this.commits.wrote();
+      native.alarmSet(this.handle, null);
+    }, false).catch(noop);
+  }
+
+  /** Cloudflare stops an alarm() run after 15 minutes: the object is reset and the run retried. */
+  #withinAlarmLimit(result: unknown): unknown {
+    if (!(result instanceof Promise)) return result;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = runtimeError("The alarm() handler exceeded its 15-minute time limit; the Durable Object was reset.");
+        reject(error);
+        this.reset(error);
+      }, ALARM_TIME_LIMIT_MS);
+      timer.unref?.();
+    });
+    return Promise.race([result, limit]).finally(() => clearTimeout(timer));
+  }
+
   /**
    * `ctx.abort()`: resets the object now. Uncommitted writes are dropped, in-flight calls
-   * fail, and the error is thrown so that the calling code stops.
+   * fail, and the error is thrown so that the calling code stops. An alarm() run it
+   * interrupts is retried unless `retryAlarm` is false.
    */
-  abort(reason?: unknown): never {
+  abort(reason?: unknown, options?: { retryAlarm?: boolean }): never {
+    if (options?.retryAlarm === false && this.#alarmRun !== undefined) this.#alarmNoRetry = true;
     const error = runtimeError(reason === undefined ? ABORTED : String(reason));
     this.reset(error);
     throw error;

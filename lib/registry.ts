@@ -1,5 +1,6 @@
 // The Registry: where objects live in this process. It owns the data folder, the
 // namespaces (one per class, keyed by uniqueKey) and the live objects.
+import { alarmKey, releaseAlarmKey, scheduleAlarm } from "./alarms.js";
 import { commitPending } from "./commits.js";
 import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
 import { native } from "./native.js";
@@ -30,6 +31,11 @@ export interface RegistryOptions {
    * Cloudflare's 70–140 s for objects that cannot hibernate. `Infinity` keeps objects.
    */
   idleTimeout?: number;
+  /**
+   * For tests: multiplies the delays between alarm retries (Cloudflare's 2 s × 2^n plus
+   * jitter), e.g. 0.001 so that six retries take milliseconds. Default 1.
+   */
+  alarmRetryScale?: number;
 }
 
 export interface NamespaceOptions {
@@ -53,6 +59,8 @@ export class Registry implements ObjectDirectory {
   readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace }>();
   readonly #runtimes = new Map<string, ObjectRuntime>();
   readonly #idleTimeout: number;
+  /** Alarm timer keys, by object (kept while the object is evicted: its alarm wakes it). */
+  readonly #alarmKeys = new Map<string, number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -66,6 +74,7 @@ export class Registry implements ObjectDirectory {
     this.#limits = {
       maxQueuedEvents: positiveInteger(options.maxQueuedEvents, 10_000, "maxQueuedEvents"),
       blockConcurrencyWhileTimeout: positiveInteger(options.blockConcurrencyWhileTimeout, 30_000, "blockConcurrencyWhileTimeout"),
+      alarmRetryScale: positiveNumber(options.alarmRetryScale, 1, "alarmRetryScale"),
     };
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
@@ -118,11 +127,31 @@ export class Registry implements ObjectDirectory {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
-      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class));
+      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id));
       this.#runtimes.set(key, runtime);
       this.#startSweeper();
     }
     return runtime;
+  }
+
+  /** How an object's alarm reaches the timer; a due alarm runs in the object (waking it if evicted). */
+  #alarmScheduler(uniqueKey: string, id: DurableObjectId): (atMs: number | null) => void {
+    const objectKey = runtimeKey(uniqueKey, id);
+    return (atMs) => {
+      if (this.#closed) return;
+      let key = this.#alarmKeys.get(objectKey);
+      if (atMs === null) {
+        if (key !== undefined) scheduleAlarm(key, null);
+        return;
+      }
+      if (key === undefined) {
+        key = alarmKey(() => {
+          if (!this.#closed) this.runtime(uniqueKey, id).runAlarm();
+        });
+        this.#alarmKeys.set(objectKey, key);
+      }
+      scheduleAlarm(key, atMs);
+    };
   }
 
   /** Objects with an instance in memory right now. */
@@ -185,6 +214,8 @@ export class Registry implements ObjectDirectory {
     this.#closed = true;
     commitPending();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    for (const key of this.#alarmKeys.values()) releaseAlarmKey(key);
+    this.#alarmKeys.clear();
     await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
     this.#runtimes.clear();
   }
@@ -208,4 +239,10 @@ function supportsRpc(Class: Function): boolean {
 /** How the registry files a live object. */
 export function runtimeKey(uniqueKey: string, id: DurableObjectId): string {
   return `${uniqueKey}/${id}`;
+}
+
+function positiveNumber(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) throw new TypeError(`${name} must be a positive number, not ${String(value)}`);
+  return value;
 }

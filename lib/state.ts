@@ -7,7 +7,7 @@ export interface StateHost {
   readonly storage: DurableObjectStorage;
   waitUntil(promise: Promise<unknown>): void;
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
-  abort(reason?: unknown): never;
+  abort(reason?: unknown, options?: { retryAlarm?: boolean }): never;
 }
 
 export class DurableObjectState {
@@ -42,7 +42,7 @@ export class DurableObjectState {
    * `reason` (default "Application called abort() to reset Durable Object."), and this
    * call throws so that the code after it does not run. The next event constructs anew.
    */
-  abort(reason?: string, _options?: { retryAlarm?: boolean }): never {
-    return this.#host.abort(reason);
+  abort(reason?: string, options?: { retryAlarm?: boolean }): never {
+    return this.#host.abort(reason, options);
   }
 }

@@ -142,12 +142,13 @@ export class DurableObjectStorage {
       if (this.#transactions.depth > 0) throw new Error("Cannot call deleteAll() within a transaction");
       this.#commits.wrote();
       native.deleteAll(this.#handle);
+      this.#sections.alarmChanged();
     });
   }
 
   /** The alarm's time in ms since the epoch, or null when none is set. */
   getAlarm(_options?: GetOptions): Promise<number | null> {
-    return promised(() => native.alarmGet(this.#handle));
+    return promised(() => (this.#sections.alarmHidden ? null : native.alarmGet(this.#handle)));
   }
 
   /**
@@ -165,6 +166,7 @@ export class DurableObjectStorage {
       this.#sections.checkAlarmHandler();
       this.#commits.wrote();
       native.alarmSet(this.#handle, Math.max(Math.floor(time), Date.now()));
+      this.#sections.alarmChanged();
     });
   }
 
@@ -173,6 +175,7 @@ export class DurableObjectStorage {
     return promised(() => {
       this.#commits.wrote();
       native.alarmSet(this.#handle, null);
+      this.#sections.alarmChanged();
     });
   }
 

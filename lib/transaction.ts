@@ -12,6 +12,10 @@ export interface CriticalSections {
   exitCritical(section: number): void;
   /** Throws Cloudflare's TypeError when setAlarm() is not allowed (no alarm() handler). */
   checkAlarmHandler(): void;
+  /** The alarm was set or deleted (reschedule it once durable). */
+  alarmChanged(): void;
+  /** getAlarm() answers null (alarm() is running and the alarm was not set again). */
+  readonly alarmHidden: boolean;
 }
 
 export class TransactionScope {

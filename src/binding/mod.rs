@@ -7,6 +7,7 @@
 //! reuses (creating a Buffer per call would cost more than the SQLite work itself).
 
 mod actor;
+mod alarms;
 mod errors;
 mod ids;
 mod output;
