@@ -334,3 +334,83 @@ test("registry.close() stops alarms; a pending alarm does not keep the process a
   assert.equal(child.error, undefined, "the process ended by itself");
   assert.equal(child.stdout.trim(), "set");
 });
+
+// ---- across restarts -----------------------------------------------------------------
+
+class Remembering extends DurableObject {
+  alarm(info) {
+    fired.push({ name: this.ctx.id.name, scheduledTime: info.scheduledTime });
+  }
+}
+const fired = [];
+
+test("after a restart, stored alarms fire without anything touching their objects", async () => {
+  fired.length = 0;
+  const dataDir = tempDir();
+  const first = new Registry({ dataDir });
+  const soon = Date.now() + 300;
+  const overdue = Date.now() + 20;
+  await inside(await first.get("soon", Remembering), (s) => s.setAlarm(soon));
+  await inside(await first.get("overdue", Remembering), (s) => s.setAlarm(overdue));
+  await first.close(); // both are still pending
+  await sleep(50); // `overdue` fell due while no registry ran
+
+  const second = new Registry({ dataDir });
+  second.namespace(Remembering); // registering the class is enough
+  await until(() => fired.length === 2, "both alarms");
+  assert.deepEqual(
+    fired.sort((a, b) => a.scheduledTime - b.scheduledTime),
+    [
+      { name: "overdue", scheduledTime: overdue },
+      { name: "soon", scheduledTime: soon },
+    ],
+  );
+  await second.close();
+});
+
+test("alarms survive a SIGKILL of the process that set them", { timeout: 60_000 }, async () => {
+  fired.length = 0;
+  const dataDir = tempDir();
+  const { spawn } = await import("node:child_process");
+  const script = `
+    import { DurableObject, Registry, runInDurableObject } from ${JSON.stringify(new URL("../index.js", import.meta.url).href)};
+    class Remembering extends DurableObject { alarm() {} }
+    const registry = new Registry({ dataDir: ${JSON.stringify(dataDir)} });
+    const stub = registry.namespace(Remembering).getByName("killed");
+    // Acknowledged = the event returned, so the alarm write is committed and fsynced.
+    await runInDurableObject(stub, (_, ctx) => ctx.storage.setAlarm(Date.now() + 500));
+    console.log("acknowledged");
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    child.stdout.on("data", (d) => String(d).includes("acknowledged") && resolve());
+    child.on("exit", (code) => reject(new Error(`child exited early (${code})`)));
+  });
+  child.kill("SIGKILL");
+  await new Promise((resolve) => child.on("exit", resolve));
+
+  const registry = new Registry({ dataDir });
+  registry.namespace(Remembering);
+  await until(() => fired.length === 1, "the alarm set before the kill", 20_000);
+  assert.equal(fired[0].name, "killed");
+  await registry.close();
+});
+
+test("a namespace folder without an index (written elsewhere) is scanned for alarms", async () => {
+  fired.length = 0;
+  const dataDir = tempDir();
+  const first = new Registry({ dataDir });
+  await inside(await first.get("scanned", Remembering), (s) => s.setAlarm(Date.now() + 50));
+  await first.close();
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  for (const f of fs.readdirSync(path.join(dataDir, "Remembering"))) {
+    if (f.startsWith("open-do-alarms")) fs.rmSync(path.join(dataDir, "Remembering", f));
+  }
+  const second = new Registry({ dataDir });
+  second.namespace(Remembering);
+  await until(() => fired.length === 1, "the scanned alarm");
+  assert.equal(fired[0].name, undefined, "files alone do not know names");
+  await second.close();
+});

@@ -62,6 +62,12 @@ export class DurableObjectNamespace<T = unknown> {
     return new DurableObjectNamespace<T>(this.uniqueKey, this.#directory, this.#jurisdiction, owner);
   }
 
+  /** @internal An id read back from storage (the alarm index): hex digits, and the name if known. */
+  _storedId(hex: string, name: string | undefined): DurableObjectId {
+    const parsed = native.parseId(this.uniqueKey, hex);
+    return new DurableObjectId(this, parsed.hex, name, parsed.jurisdiction ?? undefined);
+  }
+
   /** The same name always gives the same id here (and a different one per jurisdiction). */
   idFromName(name: string): DurableObjectId {
     name = String(name);

@@ -20,7 +20,10 @@ export interface NativeBinding {
   kvList(handle: number, options: Uint8Array, optionsLength: number, reverse: boolean, limit: number | undefined, out: Uint8Array): number;
   deleteAll(handle: number): void;
   alarmGet(handle: number): number | null;
-  alarmSet(handle: number, millis: number | null): void;
+  alarmSet(handle: number, millis: number | null, name?: string): void;
+  alarmForget(handle: number): void;
+  alarmIndexClose(dataDir: string, uniqueKey: string): void;
+  alarmIndexEntries(dataDir: string, uniqueKey: string): { id: string; name?: string | null; time: number }[];
   sqlPrepare(handle: number, query: string): number;
   sqlForget(handle: number, stmtId: number): void;
   sqlColumns(handle: number, stmtId: number): string[];

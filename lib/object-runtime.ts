@@ -17,7 +17,7 @@ import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
 import { native } from "./native.js";
 import { DurableObjectState, type StateHost } from "./state.js";
 import { DurableObjectStorage } from "./storage.js";
-import type { CriticalSections } from "./transaction.js";
+import type { StorageHost } from "./transaction.js";
 import { copyResult } from "./rpc/copy.js";
 import { noRpcSupport } from "./rpc/errors.js";
 import { invoke, resolve } from "./rpc/path.js";
@@ -69,7 +69,7 @@ const noop = () => {};
 /** Cloudflare's cap on how long waitUntil() keeps an object alive. */
 const WAIT_UNTIL_LIMIT_MS = 15 * 60 * 1000;
 
-export class ObjectRuntime implements StateHost, CriticalSections {
+export class ObjectRuntime implements StateHost, StorageHost {
   /** The storage handle of the current instance (a reset issues a new one, see reset()). */
   handle: number;
   readonly mailbox: number;
@@ -350,6 +350,10 @@ export class ObjectRuntime implements StateHost, CriticalSections {
     else gate.then(sync, () => (this.#alarmSyncPending = false));
   }
 
+  get objectName(): string | undefined {
+    return this.#id.name;
+  }
+
   /** getAlarm() answers null while alarm() runs, unless the alarm was set again. */
   get alarmHidden(): boolean {
     return this.#alarmRun !== undefined && !this.#alarmRun.changed;
@@ -395,6 +399,7 @@ export class ObjectRuntime implements StateHost, CriticalSections {
         this.#alarmRun = undefined;
         if (result === SKIPPED) {
           this.#scheduleStoredAlarm(); // deleted, or moved to a later time
+          this.#forgetAlarmIfNone();
         } else {
           // Done: the run's writes are durable (the event waited for them). Delete the
           // alarm unless the handler set a new one.
@@ -436,7 +441,17 @@ export class ObjectRuntime implements StateHost, CriticalSections {
       if (native.alarmGet(this.handle) !== scheduled) return;
       this.commits.wrote();
       native.alarmSet(this.handle, null);
-    }, false).catch(noop);
+    }, false).then(() => this.#forgetAlarmIfNone(), noop);
+  }
+
+  /** Once the object is known (durably) to have no alarm, the namespace index forgets it. */
+  #forgetAlarmIfNone(): void {
+    if (this.#shut) return;
+    try {
+      if (native.alarmGet(this.handle) === null) native.alarmForget(this.handle);
+    } catch {
+      // The index is a hint: a stale row costs one look at the object after a restart.
+    }
   }
 
   /** Cloudflare stops an alarm() run after 15 minutes: the object is reset and the run retried. */

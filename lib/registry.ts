@@ -96,6 +96,7 @@ export class Registry implements ObjectDirectory {
     native.checkNamespaceKey(uniqueKey);
     const namespace = new DurableObjectNamespace<T>(uniqueKey, this);
     this.#namespaces.set(uniqueKey, { Class: Class as unknown as ObjectClass, namespace });
+    this.#scheduleStoredAlarms(uniqueKey, namespace);
     return namespace;
   }
 
@@ -132,6 +133,24 @@ export class Registry implements ObjectDirectory {
       this.#startSweeper();
     }
     return runtime;
+  }
+
+  /**
+   * Alarms stored before this registry started (by an earlier process, or one killed) are
+   * due whether or not anything touches their objects: the namespace's alarm index says
+   * which objects have one; each object's own storage says when.
+   */
+  #scheduleStoredAlarms(uniqueKey: string, namespace: DurableObjectNamespace): void {
+    if (this.dataDir === ":memory:") return;
+    for (const entry of native.alarmIndexEntries(this.dataDir, uniqueKey)) {
+      let id: DurableObjectId;
+      try {
+        id = namespace._storedId(entry.id, entry.name ?? undefined);
+      } catch {
+        continue; // a file that does not belong to this namespace
+      }
+      this.#alarmScheduler(uniqueKey, id)(entry.time);
+    }
   }
 
   /** How an object's alarm reaches the timer; a due alarm runs in the object (waking it if evicted). */
@@ -218,6 +237,7 @@ export class Registry implements ObjectDirectory {
     this.#alarmKeys.clear();
     await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
     this.#runtimes.clear();
+    if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.dataDir, uniqueKey);
   }
 
   #checkOpen(): void {

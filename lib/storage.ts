@@ -8,7 +8,7 @@ import { deleteKey, getEntries, keyString, listEntries, readValue, writeValue, t
 import { native } from "./native.js";
 import { SqlStorage } from "./sql.js";
 import { SyncKvStorage } from "./sync-kv.js";
-import { DurableObjectTransaction, TransactionScope, type CriticalSections } from "./transaction.js";
+import { DurableObjectTransaction, TransactionScope, type StorageHost } from "./transaction.js";
 
 export type { ListOptions };
 export interface GetOptions {
@@ -50,12 +50,12 @@ export class DurableObjectStorage {
   readonly #handle: number;
   readonly #commits: Commits;
   readonly #transactions: TransactionScope;
-  readonly #sections: CriticalSections;
+  readonly #sections: StorageHost;
   #sql: SqlStorage | undefined;
   #kv: SyncKvStorage | undefined;
 
   /** @internal */
-  constructor(handle: number, commits: Commits, sections: CriticalSections) {
+  constructor(handle: number, commits: Commits, sections: StorageHost) {
     this.#handle = handle;
     this.#commits = commits;
     this.#transactions = new TransactionScope(handle, commits, sections);
@@ -165,7 +165,7 @@ export class DurableObjectStorage {
       if (time <= 0) throw new TypeError("setAlarm() cannot be called with an alarm time <= 0");
       this.#sections.checkAlarmHandler();
       this.#commits.wrote();
-      native.alarmSet(this.#handle, Math.max(Math.floor(time), Date.now()));
+      native.alarmSet(this.#handle, Math.max(Math.floor(time), Date.now()), this.#sections.objectName);
       this.#sections.alarmChanged();
     });
   }

@@ -5,8 +5,11 @@ import type { Commits } from "./commits.js";
 import { native } from "./native.js";
 import type { DurableObjectStorage, GetOptions, ListOptions, PutOptions } from "./storage.js";
 
-/** The object's input gate, as a transaction holds it (see object-runtime.ts). */
-export interface CriticalSections {
+/** What storage needs from its object (see object-runtime.ts): the input gate, as a
+ * transaction holds it, and the object's alarm state. */
+export interface StorageHost {
+  /** The name the object was addressed by, if any. */
+  readonly objectName: string | undefined;
   /** Opens a section; returns what closes it (a reset in between voids the section). */
   enterCritical(): number;
   exitCritical(section: number): void;
@@ -25,7 +28,7 @@ export class TransactionScope {
   constructor(
     private readonly handle: number,
     private readonly commits: Commits,
-    private readonly sections: CriticalSections,
+    private readonly sections: StorageHost,
   ) {}
 
   sync<T>(closure: () => T): T {

@@ -44,16 +44,39 @@ pub fn alarm_get(env: Env, handle: u32) -> napi::Result<Option<f64>> {
 }
 
 /// Sets (a time in ms since the epoch) or clears (null) the alarm, as a write of this turn.
+/// `name` is the name the object was addressed by, if any (kept in the alarm index).
 #[napi]
-pub fn alarm_set(env: Env, handle: u32, millis: Option<f64>) -> napi::Result<()> {
-    with_store(|s| {
-        // Clearing the alarm of an object with no file changes nothing: create none.
-        let Some(db) = (if millis.is_none() { s.database(handle, false)? } else { Some(s.writable(handle)?) }) else {
-            return Ok(());
-        };
-        db.set_alarm(millis.map(|ms| ms as i64))
-    })
-    .or_throw(&env)
+pub fn alarm_set(env: Env, handle: u32, millis: Option<f64>, name: Option<String>) -> napi::Result<()> {
+    with_store(|s| s.set_alarm(handle, millis.map(|ms| ms as i64), name.as_deref())).or_throw(&env)
+}
+
+/// The object was found to have no alarm: its row leaves the namespace's alarm index.
+#[napi]
+pub fn alarm_forget(env: Env, handle: u32) -> napi::Result<()> {
+    with_store(|s| s.forget_alarm(handle)).or_throw(&env)
+}
+
+/// An alarm the index knows of: object id (hex), its name if known, time in ms.
+#[napi(object)]
+pub struct IndexedAlarmEntry {
+    pub id: String,
+    pub name: Option<String>,
+    pub time: f64,
+}
+
+/// Closes the namespace's alarm index (its registry closed).
+#[napi]
+pub fn alarm_index_close(env: Env, data_dir: String, unique_key: String) -> napi::Result<()> {
+    with_store(|s| s.close_alarm_index(&Location::parse(&data_dir), &unique_key)).or_throw(&env)
+}
+
+/// Every object of the namespace with an alarm, by the namespace's alarm index (which is
+/// built from the object files the first time).
+#[napi]
+pub fn alarm_index_entries(env: Env, data_dir: String, unique_key: String) -> napi::Result<Vec<IndexedAlarmEntry>> {
+    with_store(|s| s.indexed_alarms(&Location::parse(&data_dir), &unique_key))
+        .map(|entries| entries.into_iter().map(|e| IndexedAlarmEntry { id: e.id_hex, name: e.name, time: e.time_ms as f64 }).collect())
+        .or_throw(&env)
 }
 
 /// Gives the object a new handle and voids `handle` (the object was reset: its old

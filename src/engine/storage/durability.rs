@@ -39,6 +39,8 @@ pub struct SyncTarget {
     /// Set for a database created since its last sync: the new file and the directory
     /// entries that name it must reach the disk too.
     pub new_files: Option<NewFiles>,
+    /// The namespace's alarm index, when a commit set an alarm (see alarm_index.rs).
+    pub alarm_index: Option<Arc<File>>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ impl SyncTarget {
         // unlinked this WAL; syncing the unlinked file is then harmless.
         if let Some(wal) = &self.wal {
             wal.sync_data()?;
+        }
+        if let Some(index) = &self.alarm_index {
+            index.sync_data()?;
         }
         if let Some(new) = &self.new_files {
             File::open(&new.database)?.sync_all()?;

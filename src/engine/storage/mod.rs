@@ -4,6 +4,7 @@
 //! synchronous in Cloudflare too). The one slow step, fsync, is handed to other threads
 //! through `durability::SyncTarget`.
 
+pub mod alarm_index;
 mod alarm_metadata;
 pub mod authorizer;
 mod connection;

@@ -70,6 +70,8 @@ pub struct ObjectDatabase {
     unsynced: bool,
     /// The file was created since the last sync.
     new_file: bool,
+    /// The alarm index got a row for this object since the last sync: sync it too.
+    alarm_index: Option<Arc<File>>,
 }
 
 pub struct OpenDatabase {
@@ -117,6 +119,7 @@ impl ObjectDatabase {
             known_missing: false,
             unsynced: false,
             new_file: false,
+            alarm_index: None,
         }
     }
 
@@ -254,6 +257,11 @@ impl ObjectDatabase {
     /// The alarm time (ms since the epoch), if one is set.
     pub fn alarm(&mut self) -> Result<Option<i64>> {
         self.db().internal(alarm_metadata::get)
+    }
+
+    /// The next sync of this object also syncs `index` (a row about it was written there).
+    pub fn sync_alarm_index_with_commit(&mut self, index: Arc<File>) {
+        self.alarm_index = Some(index);
     }
 
     /// Sets or clears the alarm, as a write of the current turn.
@@ -541,7 +549,7 @@ impl ObjectDatabase {
                 }
             }),
         };
-        Ok(Some(SyncTarget { wal, new_files }))
+        Ok(Some(SyncTarget { wal, new_files, alarm_index: self.alarm_index.take() }))
     }
 }
 

@@ -7,9 +7,13 @@
 //! no longer touch storage; a removed object's slot can be reused without its old handles
 //! reaching the new occupant.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
 use lru::LruCache;
 use slab::Slab;
 
+use super::alarm_index::{AlarmIndex, IndexedAlarm};
 use super::durability::{Durability, SyncTarget};
 use super::error::{Result, StorageError};
 use super::location::Location;
@@ -40,6 +44,8 @@ pub struct ObjectStore {
     /// An empty in-memory database with the SQL policy, which answers reads of objects
     /// that have no file yet (created on first use).
     empty: Option<ObjectDatabase>,
+    /// Each namespace folder's alarm index, opened on first use.
+    alarm_indexes: HashMap<PathBuf, AlarmIndex>,
 }
 
 impl Default for ObjectStore {
@@ -65,6 +71,7 @@ impl ObjectStore {
             max_open: max_open.max(1),
             last_used: None,
             empty: None,
+            alarm_indexes: HashMap::new(),
         }
     }
 
@@ -202,6 +209,74 @@ impl ObjectStore {
         self.writable(handle)?.sql_exec_text(query, params, sink)
     }
 
+    // ---- alarms -------------------------------------------------------------------
+
+    /// Sets or clears an object's alarm (a write of its turn). A set alarm also gets its
+    /// row in the namespace's alarm index, synced with the object's commit. `name` is the
+    /// name the object was addressed by, for its id when the alarm wakes it.
+    pub fn set_alarm(&mut self, handle: Handle, millis: Option<i64>, name: Option<&str>) -> Result<()> {
+        let db = match millis {
+            Some(_) => self.writable(handle)?,
+            // Clearing the alarm of an object with no file changes nothing: create none.
+            None => match self.database(handle, false)? {
+                Some(db) => db,
+                None => return Ok(()),
+            },
+        };
+        db.set_alarm(millis)?;
+        let (Some(time), Some(path)) = (millis, db.path().map(Path::to_path_buf)) else { return Ok(()) };
+        let (dir, id_hex) = object_dir_and_id(&path);
+        let index = self.alarm_index(&dir)?;
+        index.set(&id_hex, name, time)?;
+        let wal = index.wal()?;
+        let slot = self.slot(handle)?;
+        self.objects[slot].sync_alarm_index_with_commit(wal);
+        Ok(())
+    }
+
+    /// Drops an object's row from its namespace's alarm index (it was found to have no alarm).
+    pub fn forget_alarm(&mut self, handle: Handle) -> Result<()> {
+        let slot = self.slot(handle)?;
+        let Some(path) = self.objects[slot].path().map(Path::to_path_buf) else { return Ok(()) };
+        let (dir, id_hex) = object_dir_and_id(&path);
+        self.alarm_index(&dir)?.remove(&id_hex)
+    }
+
+    /// The objects of a namespace that have an alarm, by the index (none in memory).
+    pub fn indexed_alarms(&mut self, location: &Location, unique_key: &str) -> Result<Vec<IndexedAlarm>> {
+        let Some(some_object) = location.object_path(unique_key, &"0".repeat(64))? else { return Ok(Vec::new()) };
+        let dir = some_object.parent().expect("an object file has a folder").to_path_buf();
+        // A namespace without an index and without stored alarms gets no file (nothing is
+        // written before an object writes).
+        if !self.alarm_indexes.contains_key(&dir) && !AlarmIndex::exists(&dir) {
+            // A folder written elsewhere: its files are the only record (and none is open
+            // yet: objects open after their namespace is registered).
+            if AlarmIndex::scan_files(&dir)?.is_empty() {
+                return Ok(Vec::new());
+            }
+            let index = AlarmIndex::open(&dir, true)?;
+            self.alarm_indexes.insert(dir.clone(), index);
+        }
+        self.alarm_index(&dir)?.entries()
+    }
+
+    /// Closes a namespace's alarm index (its registry closed), releasing the file for
+    /// other processes.
+    pub fn close_alarm_index(&mut self, location: &Location, unique_key: &str) -> Result<()> {
+        if let Some(some_object) = location.object_path(unique_key, &"0".repeat(64))? {
+            self.alarm_indexes.remove(some_object.parent().expect("an object file has a folder"));
+        }
+        Ok(())
+    }
+
+    fn alarm_index(&mut self, dir: &Path) -> Result<&mut AlarmIndex> {
+        if !self.alarm_indexes.contains_key(dir) {
+            let index = AlarmIndex::open(dir, false)?;
+            self.alarm_indexes.insert(dir.to_path_buf(), index);
+        }
+        Ok(self.alarm_indexes.get_mut(dir).expect("inserted"))
+    }
+
     pub fn open_file_count(&self) -> usize {
         self.open_files.len()
     }
@@ -214,4 +289,11 @@ impl ObjectStore {
             Some(o) => o.take_sync_target(),
         }
     }
+}
+
+/// An object file's namespace folder and id: `<dir>/<idHex>.sqlite`.
+fn object_dir_and_id(path: &Path) -> (PathBuf, String) {
+    let dir = path.parent().expect("an object file has a folder").to_path_buf();
+    let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+    (dir, id)
 }

@@ -86,7 +86,7 @@ mod tests {
         let tx = Mutex::new(tx);
         let pool = SyncPool::new(4, Box::new(move |token, result| tx.lock().unwrap().send((token, result.is_ok())).unwrap()));
         for token in 0..100 {
-            pool.submit(token, SyncTarget { wal: None, new_files: None });
+            pool.submit(token, SyncTarget { wal: None, new_files: None, alarm_index: None });
         }
         let mut seen: Vec<u32> = (0..100).map(|_| rx.recv().unwrap()).map(|(t, ok)| if ok { t } else { u32::MAX }).collect();
         seen.sort();
