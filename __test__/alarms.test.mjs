@@ -348,12 +348,12 @@ test("after a restart, stored alarms fire without anything touching their object
   fired.length = 0;
   const dataDir = tempDir();
   const first = new Registry({ dataDir });
-  const soon = Date.now() + 300;
-  const overdue = Date.now() + 20;
+  const soon = Date.now() + 600;
+  const overdue = Date.now() + 200;
   await inside(await first.get("soon", Remembering), (s) => s.setAlarm(soon));
   await inside(await first.get("overdue", Remembering), (s) => s.setAlarm(overdue));
   await first.close(); // both are still pending
-  await sleep(50); // `overdue` fell due while no registry ran
+  await sleep(Math.max(0, overdue - Date.now()) + 20); // `overdue` falls due while no registry runs
 
   const second = new Registry({ dataDir });
   second.namespace(Remembering); // registering the class is enough

@@ -392,7 +392,20 @@ export class ObjectRuntime implements StateHost, StorageHost {
       run.scheduled = scheduled;
       const handler = (instance as { alarm?: (info: unknown) => unknown }).alarm;
       if (typeof handler !== "function") throw new TypeError("Your Durable Object class must have an alarm() handler.");
-      return this.#withinAlarmLimit(handler.call(instance, { retryCount, isRetry: retryCount > 0, scheduledTime: scheduled }));
+      const generation = this.#generation;
+      // Done: the alarm is deleted in the same turn that ends the run, so it commits
+      // together with the run's last writes (after the earlier ones): the run's writes
+      // are durable before the alarm is gone, and a crash keeps both or neither.
+      const done = () => {
+        if (run.changed || generation !== this.#generation) return;
+        if (native.alarmGet(this.handle) !== scheduled) return;
+        this.commits.wrote();
+        native.alarmSet(this.handle, null);
+      };
+      const result = this.#withinAlarmLimit(handler.call(instance, { retryCount, isRetry: retryCount > 0, scheduledTime: scheduled }));
+      if (result instanceof Promise) return result.then(done);
+      done();
+      return result;
     }, false);
     outcome.then(
       (result) => {
@@ -401,10 +414,10 @@ export class ObjectRuntime implements StateHost, StorageHost {
           this.#scheduleStoredAlarm(); // deleted, or moved to a later time
           this.#forgetAlarmIfNone();
         } else {
-          // Done: the run's writes are durable (the event waited for them). Delete the
-          // alarm unless the handler set a new one.
+          // Done, and durable (the event waited for the commit that deleted the alarm).
           this.#alarmRetries = 0;
-          if (!run.changed) this.#deleteFiredAlarm(run.scheduled);
+          this.#forgetAlarmIfNone();
+          if (run.changed) this.#scheduleStoredAlarm();
         }
         this.#afterAlarm();
       },

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::alarm_metadata;
 use super::error::{Result, StorageError};
+use super::group_sync::{GroupSync, SyncSubject, Ticket};
 use super::location::wal_path;
 
 pub const INDEX_FILE: &str = "open-do-alarms.sqlite";
@@ -24,8 +25,8 @@ pub const INDEX_FILE: &str = "open-do-alarms.sqlite";
 pub struct AlarmIndex {
     conn: Connection,
     path: PathBuf,
-    /// Our handle on the index's WAL, fsynced with the commits that wrote rows.
-    wal: Option<Arc<File>>,
+    /// Syncs the index's WAL, once for all the commits that wrote rows meanwhile.
+    sync: Option<Arc<GroupSync>>,
 }
 
 /// One object with an alarm, as the index knows it.
@@ -50,7 +51,7 @@ impl AlarmIndex {
         let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS alarms (id TEXT PRIMARY KEY, name TEXT, time INTEGER NOT NULL) WITHOUT ROWID")?;
-        let index = AlarmIndex { conn, path, wal: None };
+        let index = AlarmIndex { conn, path, sync: None };
         if !existed && scan {
             index.scan(dir)?;
         }
@@ -80,14 +81,13 @@ impl AlarmIndex {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The index's WAL, to fsync together with an object's commit.
-    pub fn wal(&mut self) -> Result<Arc<File>> {
-        if let Some(wal) = &self.wal {
-            return Ok(wal.clone());
+    /// After a write: the ticket an object's commit waits on for the row to be durable.
+    pub fn ticket(&mut self) -> Result<Ticket> {
+        if self.sync.is_none() {
+            let file = File::open(wal_path(&self.path)).map_err(|e| StorageError::io("cannot open the alarm index's WAL", e))?;
+            self.sync = Some(GroupSync::new(SyncSubject::File(Arc::new(file))));
         }
-        let file = Arc::new(File::open(wal_path(&self.path)).map_err(|e| StorageError::io("cannot open the alarm index's WAL", e))?);
-        self.wal = Some(file.clone());
-        Ok(file)
+        Ok(self.sync.as_ref().expect("set").ticket())
     }
 
     /// Whether `dir` has an index file.
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(entries[1], IndexedAlarm { id_hex: id.clone(), name: Some("room".into()), time_ms: 50 });
         index.remove(&id).unwrap();
         assert_eq!(index.entries().unwrap().len(), 1);
-        assert!(index.wal().is_ok());
+        assert!(index.ticket().is_ok());
         drop(index);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -12,6 +12,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::group_sync::Ticket;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// A commit is on disk (fsync) before anything that depends on it is released.
@@ -40,13 +42,14 @@ pub struct SyncTarget {
     /// entries that name it must reach the disk too.
     pub new_files: Option<NewFiles>,
     /// The namespace's alarm index, when a commit set an alarm (see alarm_index.rs).
-    pub alarm_index: Option<Arc<File>>,
+    pub alarm_index: Option<Ticket>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewFiles {
     pub database: PathBuf,
-    pub directories: Vec<PathBuf>,
+    /// The folders that name the new file (shared with the other new files in them).
+    pub directories: Vec<Ticket>,
 }
 
 impl SyncTarget {
@@ -58,12 +61,12 @@ impl SyncTarget {
             wal.sync_data()?;
         }
         if let Some(index) = &self.alarm_index {
-            index.sync_data()?;
+            index.wait()?;
         }
         if let Some(new) = &self.new_files {
             File::open(&new.database)?.sync_all()?;
             for dir in &new.directories {
-                File::open(dir)?.sync_all()?;
+                dir.wait()?;
             }
         }
         Ok(())

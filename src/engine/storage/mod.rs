@@ -10,6 +10,7 @@ pub mod authorizer;
 mod connection;
 pub mod durability;
 pub mod error;
+mod group_sync;
 pub mod key_range;
 mod kv_table;
 pub mod location;

@@ -19,6 +19,7 @@ use slab::Slab;
 use super::alarm_metadata;
 use super::authorizer::{self, AuthorizerState, Denial, TRANSACTION_STATEMENT_MESSAGE};
 use super::durability::{Durability, NewFiles, SyncTarget};
+use super::group_sync::Ticket;
 use super::error::{Result, StorageError};
 use super::key_range::KeyRange;
 use super::kv_table::KvTable;
@@ -71,7 +72,9 @@ pub struct ObjectDatabase {
     /// The file was created since the last sync.
     new_file: bool,
     /// The alarm index got a row for this object since the last sync: sync it too.
-    alarm_index: Option<Arc<File>>,
+    alarm_index: Option<Ticket>,
+    /// The folders that name the file, when it was created since the last sync.
+    new_file_directories: Vec<Ticket>,
 }
 
 pub struct OpenDatabase {
@@ -120,6 +123,7 @@ impl ObjectDatabase {
             unsynced: false,
             new_file: false,
             alarm_index: None,
+            new_file_directories: Vec::new(),
         }
     }
 
@@ -180,7 +184,13 @@ impl ObjectDatabase {
     }
 
     /// Closes the file. Callers commit first; an open transaction is rolled back.
-    pub(super) fn close(&mut self) {
+    /// Closes the file to make room for others: quickly, without SQLite's checkpoint on
+    /// close (which would fsync on this thread). The WAL stays beside the file and the next
+    /// open reads it back; committed data is where it was.
+    pub(super) fn close_for_now(&mut self) {
+        if let Some(db) = &self.db {
+            let _ = db.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+        }
         self.db = None;
     }
 
@@ -259,9 +269,18 @@ impl ObjectDatabase {
         self.db().internal(alarm_metadata::get)
     }
 
-    /// The next sync of this object also syncs `index` (a row about it was written there).
-    pub fn sync_alarm_index_with_commit(&mut self, index: Arc<File>) {
+    /// The next sync of this object also waits for `index` (a row about it was written there).
+    pub fn sync_alarm_index_with_commit(&mut self, index: Ticket) {
         self.alarm_index = Some(index);
+    }
+
+    /// True once after open() created the file: the caller hands in the folders' tickets.
+    pub(super) fn created_file(&self) -> bool {
+        self.new_file && self.new_file_directories.is_empty()
+    }
+
+    pub(super) fn set_new_file_directories(&mut self, tickets: Vec<Ticket>) {
+        self.new_file_directories = tickets;
     }
 
     /// Sets or clears the alarm, as a write of the current turn.
@@ -532,10 +551,8 @@ impl ObjectDatabase {
         }
         self.unsynced = false;
         let Some(path) = self.path.as_ref() else { return Ok(None) };
-        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles {
-            database: path.clone(),
-            directories: path.ancestors().skip(1).take(2).map(Path::to_path_buf).collect(),
-        });
+        let directories = std::mem::take(&mut self.new_file_directories);
+        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { database: path.clone(), directories });
         // A closed database was checkpointed and synced by SQLite: only new directory
         // entries may still need a sync.
         let wal = match self.db.as_mut() {

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use lru::LruCache;
 use slab::Slab;
 
+use std::sync::Arc;
+
 use super::alarm_index::{AlarmIndex, IndexedAlarm};
+use super::group_sync::{GroupSync, SyncSubject};
 use super::durability::{Durability, SyncTarget};
 use super::error::{Result, StorageError};
 use super::location::Location;
@@ -46,6 +49,8 @@ pub struct ObjectStore {
     empty: Option<ObjectDatabase>,
     /// Each namespace folder's alarm index, opened on first use.
     alarm_indexes: HashMap<PathBuf, AlarmIndex>,
+    /// Syncs of the folders that name new object files, shared by the files created in them.
+    directory_syncs: HashMap<PathBuf, Arc<GroupSync>>,
 }
 
 impl Default for ObjectStore {
@@ -72,6 +77,7 @@ impl ObjectStore {
             last_used: None,
             empty: None,
             alarm_indexes: HashMap::new(),
+            directory_syncs: HashMap::new(),
         }
     }
 
@@ -181,7 +187,7 @@ impl ObjectStore {
                 self.last_used = None;
             }
             if let Some(o) = self.objects.get_mut(victim) {
-                o.close();
+                o.close_for_now();
             }
         }
     }
@@ -228,9 +234,9 @@ impl ObjectStore {
         let (dir, id_hex) = object_dir_and_id(&path);
         let index = self.alarm_index(&dir)?;
         index.set(&id_hex, name, time)?;
-        let wal = index.wal()?;
+        let ticket = index.ticket()?;
         let slot = self.slot(handle)?;
-        self.objects[slot].sync_alarm_index_with_commit(wal);
+        self.objects[slot].sync_alarm_index_with_commit(ticket);
         Ok(())
     }
 
@@ -284,10 +290,19 @@ impl ObjectStore {
     /// What to fsync for the commits made so far. Works with a voided handle too: the
     /// commits of a reset instance still reach the disk.
     pub fn take_sync_target(&mut self, handle: Handle) -> Result<Option<SyncTarget>> {
-        match self.objects.get_mut((handle & SLOT_MASK) as Slot) {
-            None => Ok(None),
-            Some(o) => o.take_sync_target(),
+        let slot = (handle & SLOT_MASK) as Slot;
+        let Some(obj) = self.objects.get_mut(slot) else { return Ok(None) };
+        if obj.created_file() {
+            // The new file's name, and its WAL's (both exist by now), must reach the disk
+            // too: a ticket on each folder's shared sync, taken after they were created.
+            let folders: Vec<PathBuf> = obj.path().expect("a created file").ancestors().skip(1).take(2).map(Path::to_path_buf).collect();
+            let tickets = folders
+                .into_iter()
+                .map(|dir| self.directory_syncs.entry(dir.clone()).or_insert_with(|| GroupSync::new(SyncSubject::Directory(dir))).ticket())
+                .collect();
+            self.objects[slot].set_new_file_directories(tickets);
         }
+        self.objects[slot].take_sync_target()
     }
 }
 
