@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench`: measures our figures next to their anchors in one run, prints the
 // ratios and the issue targets, and rewrites bench/RESULTS.md.
-//   node scripts/bench.mjs [--reps=5] [--only=storage|actors]
+//   node scripts/bench.mjs [--reps=5] [--only=storage|actors|alarms]
 // Needs `npm install` (release addon, dist/, Miniflare) and Rust (the rusqlite anchor is
-// built here with cargo). Suites live in bench/ (storage.mjs, actors.mjs); each returns rows
-// of the same shape and is listed in SUITES.
+// built here with cargo). Suites live in bench/ (storage.mjs, actors.mjs, alarms.mjs) and
+// are listed in SUITES.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -36,6 +36,7 @@ for (const f of addons) {
 
 const { runStorage } = await import("../bench/storage.mjs");
 const { runActors } = await import("../bench/actors.mjs");
+const { runAlarms } = await import("../bench/alarms.mjs");
 const { buildRusqliteAnchor, fsyncProbe, sqliteVersion } = await import("../bench/anchors/rusqlite.mjs");
 const { miniflareVersions } = await import("../bench/anchors/miniflare.mjs");
 const { fmtOps, tempRoot } = await import("../bench/util.mjs");
@@ -43,6 +44,7 @@ const { fmtOps, tempRoot } = await import("../bench/util.mjs");
 const SUITES = [
   { name: "Storage", issue: 2, run: runStorage },
   { name: "Actors", issue: 3, run: runActors },
+  { name: "Alarms", issue: 4, run: runAlarms },
 ];
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 
@@ -61,7 +63,10 @@ const suites = [];
 for (const suite of SUITES) {
   if (only !== undefined && suite.name.toLowerCase() !== only.toLowerCase()) continue;
   console.log(`${suite.name}:`);
-  suites.push({ name: suite.name, issue: suite.issue, rows: await suite.run({ tmp, reps }) });
+  const result = await suite.run({ tmp, reps });
+  // A suite returns throughput rows, or { rows, text } with a section of its own.
+  const { rows, text } = Array.isArray(result) ? { rows: result, text: undefined } : result;
+  suites.push({ name: suite.name, issue: suite.issue, rows, text });
 }
 probes.push(fsyncProbe(tmp.sub("probe")));
 console.log(`fsync probe after:  ${probeText(probes[1])}\n`);
@@ -145,7 +150,11 @@ function render({ machine, probes, suites, reps, seconds }) {
     }
     return out.join("\n");
   };
-  for (const s of suites) lines.push(`### ${s.name} (issue #${s.issue})`, "", table(s.rows, s.issue), "");
+  for (const s of suites) {
+    lines.push(`### ${s.name} (issue #${s.issue})`, "");
+    if (s.rows.length > 0) lines.push(table(s.rows, s.issue), "");
+    if (s.text !== undefined) lines.push(s.text, "");
+  }
   const targets = checks.join("\n");
   // Every repetition's time, to judge the noise behind each median.
   const raw = suites

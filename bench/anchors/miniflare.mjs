@@ -30,7 +30,10 @@ export async function startMiniflare(persistDir) {
     scriptPath: WORKER,
     modulesRoot: path.dirname(WORKER),
     compatibilityDate: "2025-04-01",
-    durableObjects: { COUNTER: { className: "Counter", useSQLite: true } },
+    durableObjects: {
+      COUNTER: { className: "Counter", useSQLite: true },
+      ALARMED: { className: "Alarmed", useSQLite: true },
+    },
     durableObjectsPersist: persistDir,
     host: "127.0.0.1",
     port: 0,
@@ -88,6 +91,21 @@ export async function startMiniflare(persistDir) {
       const t0 = now();
       await get(new URL(`/loop?kind=${kind}&n=${n}&conc=${conc}&objs=${objs}&name=${name}`, url));
       return now() - t0;
+    },
+
+    /**
+     * Sets one alarm on each of `n` new objects (from a Worker, 64 at a time) an hour
+     * ahead, then moves them all to `dueAt()`; resolves with each object's { fired, lag }
+     * once `waitMs` after that time has passed.
+     */
+    async alarms(n, dueAt, waitMs) {
+      const name = `alarms-${objects++}`;
+      await get(new URL(`/alarms/set?n=${n}&at=${Date.now() + 3_600_000}&name=${name}`, url));
+      const at = dueAt();
+      await get(new URL(`/alarms/set?n=${n}&at=${at}&name=${name}`, url));
+      const setAt = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now()) + waitMs));
+      return { setLate: setAt > at, results: JSON.parse(await get(new URL(`/alarms/results?n=${n}&name=${name}`, url))) };
     },
 
     get overheadMs() {

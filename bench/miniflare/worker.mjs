@@ -92,12 +92,48 @@ export class Counter extends DurableObject {
   webSocketClose(ws, code, reason) { try { ws.close(code, reason); } catch {} }
 }
 
+// One alarm per object for the alarm benchmark: when it fired, and how often.
+export class Alarmed extends DurableObject {
+  async setAlarmAt(at) {
+    this.ctx.storage.kv.put("at", at);
+    await this.ctx.storage.setAlarm(at);
+  }
+  alarm() {
+    const fired = (this.ctx.storage.kv.get("fired") ?? 0) + 1;
+    this.ctx.storage.kv.put("fired", fired);
+    if (fired === 1) this.ctx.storage.kv.put("lag", Date.now() - this.ctx.storage.kv.get("at"));
+  }
+  result() {
+    return { fired: this.ctx.storage.kv.get("fired") ?? 0, lag: this.ctx.storage.kv.get("lag") ?? null };
+  }
+}
+
+/** Runs `f(i)` for i < n, `conc` at a time. */
+async function each(n, conc, f) {
+  let next = 0;
+  await Promise.all(Array.from({ length: conc }, async () => {
+    for (let i = next++; i < n; i = next++) await f(i);
+  }));
+}
+
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const name = url.searchParams.get("name") ?? "default";
     const ns = env.COUNTER;
     if (url.pathname === "/noop") return new Response("ok"); // Worker only, no DO
+    if (url.pathname === "/alarms/set" || url.pathname === "/alarms/results") {
+      const n = Number(url.searchParams.get("n"));
+      const at = Number(url.searchParams.get("at"));
+      const stub = (i) => env.ALARMED.get(env.ALARMED.idFromName(`${name}-${i}`));
+      if (url.pathname === "/alarms/set") {
+        await each(n, 64, (i) => stub(i).setAlarmAt(at));
+        return Response.json({ n });
+      }
+      const results = [];
+      await each(n, 64, async (i) => results.push(await stub(i).result()));
+      return Response.json(results);
+    }
     // In-runtime loops: Worker -> DO calls inside workerd, no Node in the path.
     if (url.pathname === "/loop") {
       const n = Number(url.searchParams.get("n") ?? 1000);
