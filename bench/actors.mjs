@@ -8,7 +8,7 @@
 //                                different objects overlap (workerd runs them one by one)
 import { DurableObject, Registry } from "../index.js";
 import { startMiniflare } from "./anchors/miniflare.mjs";
-import { summary, timed } from "./util.mjs";
+import { each, summary, timed } from "./util.mjs";
 
 /** The same object as Miniflare's `Counter` (the parts these loops use). */
 export class BenchCounter extends DurableObject {
@@ -49,11 +49,7 @@ function ours(registry) {
      */
     async spread({ n, conc, objs }) {
       const stubs = Array.from({ length: objs }, (_, o) => ns.getByName(`spread-${o}`));
-      let next = 0;
-      const worker = async () => {
-        for (let i = next++; i < n; i = next++) await stubs[i % objs].increment();
-      };
-      return timed(() => Promise.all(Array.from({ length: conc }, worker)));
+      return timed(() => each(n, conc, (i) => stubs[i % objs].increment()));
     },
   };
 }

@@ -7,6 +7,7 @@
 // storage (at default durability).
 import { DurableObject, Registry } from "../index.js";
 import { startMiniflare } from "./anchors/miniflare.mjs";
+import { each } from "./util.mjs";
 
 /** The same object as worker.mjs's `Alarmed`. */
 export class BenchAlarmed extends DurableObject {
@@ -28,15 +29,6 @@ export class BenchAlarmed extends DurableObject {
 const N = 10_000;
 /** alarm() runs in this process (ours), to know when to collect. */
 let runs = 0;
-
-async function each(n, conc, f) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: conc }, async () => {
-      for (let i = next++; i < n; i = next++) await f(i);
-    }),
-  );
-}
 
 /** p50 / p99 / max of the lags, and how many fired exactly once, not at all, or more. */
 function summarize(results) {

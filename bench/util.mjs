@@ -11,6 +11,16 @@ export const median = (values) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Runs `f(i)` for every i < n, `conc` at a time (each worker takes the next i). */
+export async function each(n, conc, f) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      for (let i = next++; i < n; i = next++) await f(i);
+    }),
+  );
+}
+
 /** Times `f` (sync or async) from outside, in ms. */
 export async function timed(f) {
   const t0 = now();

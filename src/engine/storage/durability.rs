@@ -55,8 +55,9 @@ pub struct NewFiles {
 impl SyncTarget {
     /// Blocking; call it off the JavaScript thread.
     pub fn run(&self) -> io::Result<()> {
-        // If SQLite closed the database meanwhile, it checkpointed and synced it and
-        // unlinked this WAL; syncing the unlinked file is then harmless.
+        // The database may have been closed meanwhile: to make room (the WAL stays, and
+        // this handle still reaches it), or for good (SQLite checkpointed, synced and
+        // unlinked the WAL; syncing the unlinked file is then harmless).
         if let Some(wal) = &self.wal {
             wal.sync_data()?;
         }
