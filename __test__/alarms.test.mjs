@@ -414,3 +414,47 @@ test("a namespace folder without an index (written elsewhere) is scanned for ala
   assert.equal(fired[0].name, undefined, "files alone do not know names");
   await second.close();
 });
+
+test("an alarm() run over the time limit resets the object and counts as a failed run", async () => {
+  const infos = [];
+  let constructed = 0;
+  class Hanging extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      constructed++;
+    }
+    alarm(info) {
+      infos.push(info.retryCount);
+      if (info.retryCount === 0) return new Promise(() => {}); // never settles
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir(), alarmTimeLimit: 50, alarmRetryScale: 0.001 });
+  const stub = await registry.get("h", Hanging);
+  await inside(stub, (s) => s.setAlarm(Date.now() + 5));
+  await until(() => infos.length === 2, "the retry after the time limit");
+  assert.deepEqual(infos, [0, 1]);
+  assert.equal(constructed, 2, "the reset object was constructed again for the retry");
+  await until(async () => (await inside(stub, (s) => s.getAlarm())) === null, "deletion after the retry succeeded");
+  await registry.close();
+});
+
+test("alarm() never runs twice at once for one object, even when a new alarm falls due during a run", async () => {
+  let running = 0;
+  let overlapped = false;
+  let runs = 0;
+  class Overlapping extends DurableObject {
+    async alarm() {
+      running++;
+      overlapped ||= running > 1;
+      runs++;
+      if (runs === 1) await this.ctx.storage.setAlarm(Date.now()); // due at once, while this run goes on
+      await sleep(50);
+      running--;
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  await inside(await registry.get("o", Overlapping), (s) => s.setAlarm(Date.now() + 5));
+  await until(() => runs === 2 && running === 0, "both runs");
+  assert.equal(overlapped, false);
+  await registry.close();
+});

@@ -10,7 +10,7 @@
 // section (blockConcurrencyWhile, storage.transaction) is open. A handler's result is
 // released to its caller only when every write issued before it is durable (the output
 // gate, see commits.ts).
-import { ALARM_TIME_LIMIT_MS, MAX_ALARM_RETRIES, retryDelay } from "./alarms.js";
+import { MAX_ALARM_RETRIES, retryDelay } from "./alarms.js";
 import { Commits } from "./commits.js";
 import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
 import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
@@ -32,6 +32,8 @@ export interface RuntimeLimits {
   blockConcurrencyWhileTimeout: number;
   /** Multiplies alarm retry delays (tests shorten Cloudflare's 2 s × 2^n). */
   alarmRetryScale: number;
+  /** ms one alarm() run may take (Cloudflare: 15 minutes). */
+  alarmTimeLimit: number;
 }
 
 /** The state of an alarm() run in progress. */
@@ -473,10 +475,10 @@ export class ObjectRuntime implements StateHost, StorageHost {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const limit = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const error = runtimeError("The alarm() handler exceeded its 15-minute time limit; the Durable Object was reset.");
+        const error = runtimeError("The alarm() handler exceeded its time limit (15 minutes on Cloudflare); the Durable Object was reset.");
         reject(error);
         this.reset(error);
-      }, ALARM_TIME_LIMIT_MS);
+      }, this.#limits.alarmTimeLimit);
       timer.unref?.();
     });
     return Promise.race([result, limit]).finally(() => clearTimeout(timer));

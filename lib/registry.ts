@@ -1,6 +1,6 @@
 // The Registry: where objects live in this process. It owns the data folder, the
 // namespaces (one per class, keyed by uniqueKey) and the live objects.
-import { alarmKey, releaseAlarmKey, scheduleAlarm } from "./alarms.js";
+import { ALARM_TIME_LIMIT_MS, alarmKey, releaseAlarmKey, scheduleAlarm } from "./alarms.js";
 import { commitPending } from "./commits.js";
 import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
 import { native } from "./native.js";
@@ -36,6 +36,8 @@ export interface RegistryOptions {
    * jitter), e.g. 0.001 so that six retries take milliseconds. Default 1.
    */
   alarmRetryScale?: number;
+  /** ms an alarm() run may take before the object is reset and the run retried. Default 900,000 (Cloudflare's 15 minutes). */
+  alarmTimeLimit?: number;
 }
 
 export interface NamespaceOptions {
@@ -75,6 +77,7 @@ export class Registry implements ObjectDirectory {
       maxQueuedEvents: positiveInteger(options.maxQueuedEvents, 10_000, "maxQueuedEvents"),
       blockConcurrencyWhileTimeout: positiveInteger(options.blockConcurrencyWhileTimeout, 30_000, "blockConcurrencyWhileTimeout"),
       alarmRetryScale: positiveNumber(options.alarmRetryScale, 1, "alarmRetryScale"),
+      alarmTimeLimit: positiveInteger(options.alarmTimeLimit, ALARM_TIME_LIMIT_MS, "alarmTimeLimit"),
     };
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
