@@ -10,7 +10,7 @@
 // section (blockConcurrencyWhile, storage.transaction) is open. A handler's result is
 // released to its caller only when every write issued before it is durable (the output
 // gate, see commits.ts).
-import { MAX_ALARM_RETRIES, retryDelay } from "./alarms.js";
+import { AlarmRuns, type AlarmLimits } from "./alarm-runs.js";
 import { Commits } from "./commits.js";
 import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
 import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
@@ -25,26 +25,13 @@ import { invoke, resolve } from "./rpc/path.js";
 export type ObjectClass = new (ctx: DurableObjectState, env: any) => object;
 
 /** How a Registry tunes its objects. */
-export interface RuntimeLimits {
+export interface RuntimeLimits extends AlarmLimits {
   /** Waiting events per object before calls fail as overloaded. */
   maxQueuedEvents: number;
   /** ms a blockConcurrencyWhile() callback may run before the object is reset. */
   blockConcurrencyWhileTimeout: number;
-  /** Multiplies alarm retry delays (tests shorten Cloudflare's 2 s × 2^n). */
-  alarmRetryScale: number;
-  /** ms one alarm() run may take (Cloudflare: 15 minutes). */
-  alarmTimeLimit: number;
 }
 
-/** The state of an alarm() run in progress. */
-interface AlarmRun {
-  /** The stored time that fell due. */
-  scheduled: number;
-  /** setAlarm() or deleteAlarm() was called since the run started. */
-  changed: boolean;
-}
-
-const SKIPPED = Symbol("no alarm was due");
 
 interface Event {
   handler: (instance: object) => unknown;
@@ -96,16 +83,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
   readonly #waitUntil = new Set<Promise<unknown>>();
 
   readonly #rpc: boolean;
-  /** Sets when this object's alarm falls due (null: none); the registry's timer fires runAlarm(). */
-  readonly #scheduleAlarm: (atMs: number | null) => void;
-  #alarmRun: AlarmRun | undefined;
-  /** Counted retries of the current alarm so far. */
-  #alarmRetries = 0;
-  /** A due alarm came while a run was in progress: look again when it ends. */
-  #alarmAgain = false;
-  /** ctx.abort(reason, { retryAlarm: false }) during a run. */
-  #alarmNoRetry = false;
-  #alarmSyncPending = false;
+  readonly alarms: AlarmRuns;
   #alarmLoaded = false;
 
   constructor(
@@ -118,7 +96,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
     scheduleAlarm: (atMs: number | null) => void,
   ) {
     this.#rpc = rpc;
-    this.#scheduleAlarm = scheduleAlarm;
+    this.alarms = new AlarmRuns(this, limits, scheduleAlarm);
     this.#id = id;
     this.handle = handle;
     this.#Class = Class;
@@ -236,7 +214,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
     if (!this.#alarmLoaded) {
       // An alarm stored before this process (or before an eviction) is scheduled again.
       this.#alarmLoaded = true;
-      this.#scheduleStoredAlarm();
+      this.alarms.scheduleStored();
     }
     if (this.#instance === undefined) {
       const state = new DurableObjectState(this.#id, this);
@@ -335,153 +313,42 @@ export class ObjectRuntime implements StateHost, StorageHost {
     return run;
   }
 
-  // ---- alarms ------------------------------------------------------------------------
-
-  /** setAlarm(), deleteAlarm() or deleteAll() was called: reschedule once it is durable. */
-  alarmChanged(): void {
-    if (this.#alarmRun !== undefined) this.#alarmRun.changed = true;
-    this.#alarmRetries = 0;
-    if (this.#alarmSyncPending) return;
-    this.#alarmSyncPending = true;
-    const sync = () => {
-      this.#alarmSyncPending = false;
-      this.#scheduleStoredAlarm();
-    };
-    const gate = this.commits.whenDurable();
-    if (gate === undefined) queueMicrotask(sync);
-    else gate.then(sync, () => (this.#alarmSyncPending = false));
-  }
+  // ---- alarms (see alarm-runs.ts) --------------------------------------------------
 
   get objectName(): string | undefined {
     return this.#id.name;
   }
 
-  /** getAlarm() answers null while alarm() runs, unless the alarm was set again. */
+  alarmChanged(): void {
+    this.alarms.changed();
+  }
+
   get alarmHidden(): boolean {
-    return this.#alarmRun !== undefined && !this.#alarmRun.changed;
+    return this.alarms.hidden;
   }
 
-  #scheduleStoredAlarm(): void {
-    if (this.#shut) return;
-    // The running alarm's own time is not rescheduled: the run decides what follows it.
-    if (this.#alarmRun !== undefined && !this.#alarmRun.changed) return;
-    let time: number | null;
-    try {
-      time = native.alarmGet(this.handle);
-    } catch {
-      return;
-    }
-    this.#scheduleAlarm(time);
-  }
-
-  /**
-   * The timer says this object's alarm is due: run alarm() as an event (constructing the
-   * object first if it was evicted), one run at a time, with Cloudflare's retries.
-   */
+  /** The timer says this object's alarm is due. */
   runAlarm(): void {
-    if (this.#shut) return;
-    if (this.#alarmRun !== undefined) {
-      this.#alarmAgain = true;
-      return;
-    }
-    const retryCount = this.#alarmRetries;
-    const run: AlarmRun = { scheduled: 0, changed: false };
-    this.#alarmRun = run;
-    this.#alarmNoRetry = false;
-    const outcome = this.#deliver<unknown>((instance) => {
-      const scheduled = native.alarmGet(this.handle);
-      if (scheduled === null || scheduled > Date.now()) return SKIPPED;
-      run.scheduled = scheduled;
-      const handler = (instance as { alarm?: (info: unknown) => unknown }).alarm;
-      if (typeof handler !== "function") throw new TypeError("Your Durable Object class must have an alarm() handler.");
-      const generation = this.#generation;
-      // Done: the alarm is deleted in the same turn that ends the run, so it commits
-      // together with the run's last writes (after the earlier ones): the run's writes
-      // are durable before the alarm is gone, and a crash keeps both or neither.
-      const done = () => {
-        if (run.changed || generation !== this.#generation) return;
-        if (native.alarmGet(this.handle) !== scheduled) return;
-        this.commits.wrote();
-        native.alarmSet(this.handle, null);
-      };
-      const result = this.#withinAlarmLimit(handler.call(instance, { retryCount, isRetry: retryCount > 0, scheduledTime: scheduled }));
-      if (result instanceof Promise) return result.then(done);
-      done();
-      return result;
-    }, false);
-    outcome.then(
-      (result) => {
-        this.#alarmRun = undefined;
-        if (result === SKIPPED) {
-          this.#scheduleStoredAlarm(); // deleted, or moved to a later time
-          this.#forgetAlarmIfNone();
-        } else {
-          // Done, and durable (the event waited for the commit that deleted the alarm).
-          this.#alarmRetries = 0;
-          this.#forgetAlarmIfNone();
-          if (run.changed) this.#scheduleStoredAlarm();
-        }
-        this.#afterAlarm();
-      },
-      (error) => {
-        this.#alarmRun = undefined;
-        if (run.changed || this.#alarmNoRetry || this.#shut) {
-          // A new alarm set during the failing run supersedes the retry; so does abort({ retryAlarm: false }).
-          this.#alarmRetries = 0;
-          if (!run.changed && run.scheduled !== 0) this.#deleteFiredAlarm(run.scheduled);
-          else this.#scheduleStoredAlarm();
-        } else if (retryCount >= MAX_ALARM_RETRIES) {
-          this.#alarmRetries = 0;
-          this.#deleteFiredAlarm(run.scheduled);
-          process.emitWarning(`alarm() of Durable Object ${this.#id} failed ${retryCount + 1} times and was given up: ${String(error)}`);
-        } else {
-          // The alarm stays set (getAlarm() still shows it) until the retry runs.
-          this.#alarmRetries = retryCount + 1;
-          this.#scheduleAlarm(Date.now() + retryDelay(retryCount, this.#limits.alarmRetryScale));
-        }
-        this.#afterAlarm();
-      },
-    );
+    this.alarms.run();
   }
 
-  #afterAlarm(): void {
-    if (!this.#alarmAgain) return;
-    this.#alarmAgain = false;
-    this.#scheduleStoredAlarm();
+  /** @internal For AlarmRuns: an event of this object that is not a call. */
+  deliver<T>(handler: (instance: object) => unknown): Promise<T> {
+    return this.#deliver<T>(handler, false);
   }
 
-  /** Deletes the alarm that ran, unless something replaced it meanwhile. */
-  #deleteFiredAlarm(scheduled: number): void {
-    this.#deliver(() => {
-      if (native.alarmGet(this.handle) !== scheduled) return;
-      this.commits.wrote();
-      native.alarmSet(this.handle, null);
-    }, false).then(() => this.#forgetAlarmIfNone(), noop);
+  /** @internal */
+  get generation(): number {
+    return this.#generation;
   }
 
-  /** Once the object is known (durably) to have no alarm, the namespace index forgets it. */
-  #forgetAlarmIfNone(): void {
-    if (this.#shut) return;
-    try {
-      if (native.alarmGet(this.handle) === null) native.alarmForget(this.handle);
-    } catch {
-      // The index is a hint: a stale row costs one look at the object after a restart.
-    }
+  /** @internal The storage and mailbox are released. */
+  get shut(): boolean {
+    return this.#shut;
   }
 
-  /** Cloudflare stops an alarm() run after 15 minutes: the object is reset and the run retried. */
-  #withinAlarmLimit(result: unknown): unknown {
-    if (!(result instanceof Promise)) return result;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = runtimeError("The alarm() handler exceeded its time limit (15 minutes on Cloudflare); the Durable Object was reset.");
-        reject(error);
-        this.reset(error);
-      }, this.#limits.alarmTimeLimit);
-      timer.unref?.();
-    });
-    return Promise.race([result, limit]).finally(() => clearTimeout(timer));
+  get id(): DurableObjectId {
+    return this.#id;
   }
 
   /**
@@ -490,7 +357,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
    * interrupts is retried unless `retryAlarm` is false.
    */
   abort(reason?: unknown, options?: { retryAlarm?: boolean }): never {
-    if (options?.retryAlarm === false && this.#alarmRun !== undefined) this.#alarmNoRetry = true;
+    if (options?.retryAlarm === false) this.alarms.noRetry();
     const error = runtimeError(reason === undefined ? ABORTED : String(reason));
     this.reset(error);
     throw error;
