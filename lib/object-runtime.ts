@@ -200,7 +200,8 @@ export class ObjectRuntime implements StateHost, StorageHost {
   #finish(event: Event, generation: number, ok: boolean, value: unknown): void {
     if (generation !== this.#generation) return; // the reset already failed it
     this.#running.delete(event);
-    this.lastActive = Date.now();
+    // Idle time counts from when the last running event ends.
+    if (this.#running.size === 0) this.lastActive = Date.now();
     // Outputs wait for the writes issued before them; the next event need not.
     const gate = this.commits.whenDurable();
     const next = native.mailboxFinished(this.mailbox);

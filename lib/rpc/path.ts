@@ -13,7 +13,7 @@ import { notAFunction, notImplemented, reserved } from "./errors.js";
 import { RpcTarget } from "./target.js";
 
 /** Names a Durable Object stub keeps for itself (`fetch` has its own path). */
-export const DURABLE_OBJECT_RESERVED = new Set(["fetch", "connect", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup", "constructor"]);
+const DURABLE_OBJECT_RESERVED = new Set(["fetch", "connect", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup", "constructor"]);
 const TARGET_RESERVED = new Set(["dup", "constructor"]);
 
 /** Prototypes whose members are never reachable over RPC. */

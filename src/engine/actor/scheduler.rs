@@ -27,12 +27,4 @@ impl Scheduler {
     pub fn get(&mut self, handle: MailboxHandle) -> Option<&mut Mailbox> {
         self.mailboxes.get_mut(handle as usize)
     }
-
-    pub fn len(&self) -> usize {
-        self.mailboxes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.mailboxes.is_empty()
-    }
 }
