@@ -11,3 +11,11 @@ export { DurableObjectTransaction } from "./transaction.js";
 export { SqlStorage, SqlStorageCursor, type SqlStorageValue } from "./sql.js";
 export { SyncKvStorage } from "./sync-kv.js";
 export { runInDurableObject } from "./testing.js";
+export { WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
+export { Response, type ResponseInit } from "./response.js";
+export { Server, type ListenOptions, type ExecutionContext, type FetchHandler } from "./server.js";
+
+import { installGlobals } from "./response.js";
+import { Response } from "./response.js";
+import { WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
+installGlobals({ Response, WebSocketPair, WebSocketRequestResponsePair });

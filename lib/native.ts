@@ -6,6 +6,7 @@
 // over. Everything here runs on the JS thread, so one shared buffer is safe as long as a
 // result is decoded before the next native call.
 import { createRequire } from "node:module";
+import type * as Binding from "../binding.cjs";
 
 export interface NativeBinding {
   storageOpen(dataDir: string, uniqueKey: string, idHex: string, durability: string): number;
@@ -58,7 +59,10 @@ export interface NativeBinding {
 }
 
 const require = createRequire(import.meta.url);
-export const native: NativeBinding = require("../binding.cjs");
+/** The network half of the addon (src/binding/net.rs), typed from its generated declarations. */
+export type NetBinding = { [K in keyof typeof Binding as K extends `net${string}` ? K : never]: (typeof Binding)[K] };
+
+export const native: NativeBinding & NetBinding = require("../binding.cjs");
 
 /** The shared result buffer. Grows (never shrinks below 64 KiB) when results overflow. */
 export let out = new Uint8Array(64 * 1024);

@@ -17,10 +17,12 @@ import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
 import { native } from "./native.js";
 import { DurableObjectState, type StateHost } from "./state.js";
 import { DurableObjectStorage } from "./storage.js";
+import { WebSocket } from "./websocket.js";
 import type { StorageHost } from "./transaction.js";
 import { copyResult } from "./rpc/copy.js";
 import { noRpcSupport } from "./rpc/errors.js";
 import { invoke, resolve } from "./rpc/path.js";
+import { ObjectSockets, type HibernationHost, type HibernationRecord } from "./object-sockets.js";
 
 export type ObjectClass = new (ctx: DurableObjectState, env: any) => object;
 
@@ -58,7 +60,14 @@ const noop = () => {};
 /** Cloudflare's cap on how long waitUntil() keeps an object alive. */
 const WAIT_UNTIL_LIMIT_MS = 15 * 60 * 1000;
 
-export class ObjectRuntime implements StateHost, StorageHost {
+/** What the registry gives an object for its WebSockets. */
+export interface SocketSetup {
+  record: HibernationRecord;
+  /** Creates the record's group and makes this object its owner. */
+  register: () => void;
+}
+
+export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
   /** The storage handle of the current instance (a reset issues a new one, see reset()). */
   handle: number;
   readonly mailbox: number;
@@ -85,6 +94,9 @@ export class ObjectRuntime implements StateHost, StorageHost {
   readonly #rpc: boolean;
   readonly alarms: AlarmRuns;
   #alarmLoaded = false;
+  readonly sockets: ObjectSockets;
+  /** Open standard-API (accept()) sockets of this object: they keep it in memory. */
+  #standardSockets = 0;
 
   constructor(
     id: DurableObjectId,
@@ -94,6 +106,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
     limits: RuntimeLimits,
     rpc: boolean,
     scheduleAlarm: (atMs: number | null) => void,
+    sockets: SocketSetup,
   ) {
     this.#rpc = rpc;
     this.alarms = new AlarmRuns(this, limits, scheduleAlarm);
@@ -105,6 +118,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
     this.mailbox = native.mailboxOpen(limits.maxQueuedEvents);
     this.commits = new Commits(handle, (error) => this.reset(error));
     this.storage = new DurableObjectStorage(handle, this.commits, this);
+    this.sockets = new ObjectSockets(sockets.record, { whenDurable: () => this.commits.whenDurable() }, sockets.register);
   }
 
   fetch(request: Request): Promise<Response> {
@@ -115,9 +129,63 @@ export class ObjectRuntime implements StateHost, StorageHost {
         if (!(response instanceof Response)) {
           throw new TypeError("Incorrect type for Promise: the Promise did not resolve to 'Response'.");
         }
+        const ws = (response as { webSocket?: WebSocket | null }).webSocket;
+        if (ws instanceof WebSocket) this.#ownsSocket(ws);
         return response;
       });
     }, true);
+  }
+
+  /** The object returned the client end of a pair: its server end is this object's. */
+  #ownsSocket(client: WebSocket): void {
+    const server = client._connection.server;
+    if (server._hibernatable) return;
+    server._setOwner({ whenDurable: () => this.commits.whenDurable() });
+    this.#standardSockets++;
+    server.addEventListener("close", () => this.#standardSockets--, { once: true });
+    server.addEventListener("error", () => this.#standardSockets--, { once: true });
+  }
+
+  // ---- hibernatable WebSocket events (object-sockets.ts) ----------------------------
+
+  webSocketMessage(socket: number, data: string | ArrayBuffer): void {
+    this.#socketEvent(socket, "webSocketMessage", (ws) => [ws, data]);
+  }
+
+  webSocketClose(socket: number, code: number, reason: string, clean: boolean): void {
+    this.#socketEvent(socket, "webSocketClose", (ws) => {
+      ws._closed(code, reason, clean);
+      return [ws, code, reason, clean];
+    }).finally(() => this.sockets.release(socket));
+  }
+
+  webSocketError(socket: number, message: string): void {
+    this.#socketEvent(socket, "webSocketError", (ws) => {
+      ws._error(message);
+      return [ws, new Error(message)];
+    }).finally(() => this.sockets.release(socket));
+  }
+
+  /** A hibernatable socket's event, delivered like any other (waking the object if needed). */
+  #socketEvent(socket: number, name: string, args: (ws: WebSocket) => unknown[]): Promise<unknown> {
+    const timeout = this.sockets.getEventTimeout();
+    const event = this.#deliver<unknown>((instance) => {
+      const ws = this.sockets.wrapper(socket);
+      const values = args(ws);
+      const handler = (instance as Record<string, unknown>)[name];
+      if (typeof handler !== "function") return undefined; // Cloudflare drops the event
+      const result = handler.apply(instance, values);
+      if (timeout === null || !(result instanceof Promise)) return result;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const limit = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(runtimeError(`The ${name}() handler ran longer than its hibernatable event timeout of ${timeout} ms.`)), timeout);
+      });
+      return Promise.race([result, limit]).finally(() => clearTimeout(timer));
+    }, false);
+    return event.catch((error) => {
+      // As on Cloudflare, an exception in a WebSocket handler is reported, not returned to anyone.
+      console.error(`Uncaught exception in ${name}():`, error);
+    });
   }
 
   /**
@@ -369,6 +437,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
     this.#generation++;
     this.#instance = undefined;
     this.#state = undefined;
+    this.sockets.dropInstance();
     this.#constructorSection = undefined;
     this.commits.discard(reason);
     // The old instance's code may run on; with its handle voided, its storage calls fail
@@ -393,7 +462,9 @@ export class ObjectRuntime implements StateHost, StorageHost {
 
   /** Nothing running or waiting, every write durable, no waitUntil() pending. */
   get idle(): boolean {
-    return !this.#shut && native.mailboxIdle(this.mailbox) && !this.commits.pending && this.#waitUntil.size === 0;
+    return (
+      !this.#shut && native.mailboxIdle(this.mailbox) && !this.commits.pending && this.#waitUntil.size === 0 && this.#standardSockets === 0
+    );
   }
 
   /** An instance is in memory (its constructor has run since the last eviction or reset). */
@@ -411,6 +482,7 @@ export class ObjectRuntime implements StateHost, StorageHost {
     if (!this.idle) return false;
     this.#instance = undefined;
     this.#state = undefined;
+    this.sockets.dropInstance();
     if (release) {
       this.closed = true;
       this.#shut = true;

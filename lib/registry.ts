@@ -7,6 +7,8 @@ import { native } from "./native.js";
 import { ObjectRuntime, type ObjectClass, type RuntimeLimits } from "./object-runtime.js";
 import { DurableObjectStub, stubClassFor } from "./stub.js";
 import { OpenDO } from "./durable-object.js";
+import { disownGroup, HibernationRecord, ownGroup } from "./object-sockets.js";
+import { Server, type ListenOptions } from "./server.js";
 
 export interface RegistryOptions {
   /** Folder for the objects' SQLite files (workerd's layout), or ":memory:". Default ".open-do". */
@@ -36,6 +38,12 @@ export interface RegistryOptions {
    * jitter), e.g. 0.001 so that six retries take milliseconds. Default 1.
    */
   alarmRetryScale?: number;
+  /**
+   * ms an object whose only ties are hibernatable WebSockets (and alarms) stays in memory
+   * once idle. Default 10,000 (Cloudflare's ~10 s). Its sockets stay open; the next
+   * message runs the constructor again.
+   */
+  hibernationTimeout?: number;
   /** ms an alarm() run may take before the object is reset and the run retried. Default 900,000 (Cloudflare's 15 minutes). */
   alarmTimeLimit?: number;
 }
@@ -61,6 +69,10 @@ export class Registry implements ObjectDirectory {
   readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace }>();
   readonly #runtimes = new Map<string, ObjectRuntime>();
   readonly #idleTimeout: number;
+  readonly #hibernationTimeout: number;
+  /** What each object's WebSockets keep through hibernation and eviction. */
+  readonly #hibernation = new Map<string, HibernationRecord>();
+  readonly #servers = new Set<Server>();
   /** Alarm timer keys, by object (kept while the object is evicted: its alarm wakes it). */
   readonly #alarmKeys = new Map<string, number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -81,6 +93,8 @@ export class Registry implements ObjectDirectory {
     };
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
+    const hibernation = options.hibernationTimeout ?? 10_000;
+    this.#hibernationTimeout = hibernation === Infinity ? Infinity : positiveInteger(hibernation, 10_000, "hibernationTimeout");
   }
 
   /** The namespace of `Class`: idFromName, idFromString, newUniqueId, get, getByName. */
@@ -131,7 +145,10 @@ export class Registry implements ObjectDirectory {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
-      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id));
+      let record = this.#hibernation.get(key);
+      if (record === undefined) this.#hibernation.set(key, (record = new HibernationRecord()));
+      const sockets = { record, register: () => ownGroup(record, () => this.runtime(uniqueKey, id)) };
+      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id), sockets);
       this.#runtimes.set(key, runtime);
       this.#startSweeper();
     }
@@ -194,24 +211,40 @@ export class Registry implements ObjectDirectory {
       const runtime = this.#runtimes.get(key);
       return runtime !== undefined && this.#evict(key, runtime) ? 1 : 0;
     }
-    return this.#sweep(0);
+    return this.#sweep(0, 0);
   }
 
   #startSweeper(): void {
-    if (this.#sweeper !== undefined || this.#idleTimeout === Infinity) return;
-    const every = Math.min(Math.max(this.#idleTimeout / 4, 100), 10_000);
-    this.#sweeper = setInterval(() => this.#sweep(this.#idleTimeout), every);
+    const shortest = Math.min(this.#idleTimeout, this.#hibernationTimeout);
+    if (this.#sweeper !== undefined || shortest === Infinity) return;
+    const every = Math.min(Math.max(shortest / 4, 100), 10_000);
+    this.#sweeper = setInterval(() => this.#sweep(), every);
     // Eviction is housekeeping: it never keeps the process alive.
     this.#sweeper.unref?.();
   }
 
-  #sweep(idleFor: number): number {
-    const before = Date.now() - idleFor;
+  /** Evicts objects idle for `idleFor` ms, or `hibernateAfter` ms if they hold hibernatable sockets. */
+  #sweep(idleFor = this.#idleTimeout, hibernateAfter = this.#hibernationTimeout): number {
+    const now = Date.now();
     let evicted = 0;
     for (const [key, runtime] of this.#runtimes) {
-      if (runtime.lastActive <= before && this.#evict(key, runtime)) evicted++;
+      const idle = now - runtime.lastActive;
+      if (idle < Math.min(idleFor, hibernateAfter)) continue;
+      if (idle < idleFor && !runtime.sockets.any) continue;
+      if (this.#evict(key, runtime)) evicted++;
     }
     return evicted;
+  }
+
+  /**
+   * Serves HTTP and WebSockets on `port` (default 8787) through the Worker-style
+   * `fetch(request, env, ctx)`. Resolves once the server listens.
+   */
+  async listen(options: ListenOptions): Promise<Server> {
+    this.#checkOpen();
+    const server = new Server(options, this.#env);
+    this.#servers.add(server);
+    return server;
   }
 
   /** Files are released and forgotten; in-memory storage must stay, so only the instance goes. */
@@ -236,6 +269,8 @@ export class Registry implements ObjectDirectory {
     this.#closed = true;
     commitPending();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    await Promise.all([...this.#servers].map((s) => s.close()));
+    for (const record of this.#hibernation.values()) disownGroup(record);
     for (const key of this.#alarmKeys.values()) releaseAlarmKey(key);
     this.#alarmKeys.clear();
     await Promise.all([...this.#runtimes.values()].map((r) => r.close()));

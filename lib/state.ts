@@ -1,10 +1,13 @@
 // `ctx`: the DurableObjectState handed to an object's constructor.
 import type { DurableObjectId } from "./namespace.js";
+import type { ObjectSockets } from "./object-sockets.js";
 import type { DurableObjectStorage } from "./storage.js";
+import type { WebSocket, WebSocketRequestResponsePair } from "./websocket.js";
 
 /** What the runtime behind a state provides (see object-runtime.ts). */
 export interface StateHost {
   readonly storage: DurableObjectStorage;
+  readonly sockets: ObjectSockets;
   waitUntil(promise: Promise<unknown>): void;
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
   abort(reason?: unknown, options?: { retryAlarm?: boolean }): never;
@@ -44,5 +47,45 @@ export class DurableObjectState {
    */
   abort(reason?: string, options?: { retryAlarm?: boolean }): never {
     return this.#host.abort(reason, options);
+  }
+
+  /**
+   * Makes `ws` (the server end of a WebSocketPair) hibernatable: its events go to the
+   * object's webSocketMessage/webSocketClose/webSocketError handlers, and the object may
+   * leave memory while the connection stays open. At most 10 tags of 256 characters.
+   */
+  acceptWebSocket(ws: WebSocket, tags?: string[]): void {
+    this.#host.sockets.accept(ws, tags);
+  }
+
+  /** The open hibernatable sockets, or those tagged `tag`. */
+  getWebSockets(tag?: string): WebSocket[] {
+    return this.#host.sockets.getWebSockets(tag);
+  }
+
+  getTags(ws: WebSocket): string[] {
+    return this.#host.sockets.getTags(ws);
+  }
+
+  /** A text message equal to `pair.request` is answered with `pair.response` without waking the object. No argument clears it. */
+  setWebSocketAutoResponse(pair?: WebSocketRequestResponsePair): void {
+    this.#host.sockets.setAutoResponse(pair);
+  }
+
+  getWebSocketAutoResponse(): WebSocketRequestResponsePair | null {
+    return this.#host.sockets.getAutoResponse();
+  }
+
+  getWebSocketAutoResponseTimestamp(ws: WebSocket): Date | null {
+    return this.#host.sockets.getAutoResponseTimestamp(ws);
+  }
+
+  /** The longest a hibernatable WebSocket handler may run (0 or nothing clears it). */
+  setHibernatableWebSocketEventTimeout(timeoutMs?: number): void {
+    this.#host.sockets.setEventTimeout(timeoutMs);
+  }
+
+  getHibernatableWebSocketEventTimeout(): number | null {
+    return this.#host.sockets.getEventTimeout();
   }
 }

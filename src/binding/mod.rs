@@ -10,6 +10,7 @@ mod actor;
 mod alarms;
 mod errors;
 mod ids;
+mod net;
 mod output;
 mod storage;
 mod sync_pool;

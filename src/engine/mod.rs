@@ -3,4 +3,5 @@
 pub mod actor;
 pub mod alarms;
 pub mod ids;
+pub mod net;
 pub mod storage;

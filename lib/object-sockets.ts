@@ -1,0 +1,171 @@
+// The hibernatable WebSockets of one object: ctx.acceptWebSocket() and its companions.
+//
+// The sockets' state lives in Rust, in the object's hibernation group (tags, attachments,
+// the auto-response and its timestamps), so it outlives the object's instance. Here we
+// keep only the JS objects of the server ends the current instance has seen, so that
+// `ws === this.someSocket` holds within an instance; after hibernation the next event gets
+// new ones, as on Cloudflare.
+import { native } from "./native.js";
+import { connectionOf, forgetConnection, setHibernationRouter, WebSocket, WebSocketRequestResponsePair, type SocketOwner } from "./websocket.js";
+
+/** Cloudflare's limits (workerd hibernatable-web-socket / auto-response). */
+const MAX_TAGS = 10;
+const MAX_TAG_LENGTH = 256;
+const MAX_AUTO_RESPONSE_LENGTH = 2048;
+const MAX_EVENT_TIMEOUT_MS = 604_800_000;
+
+/** What survives hibernation, kept by the registry per object. */
+export class HibernationRecord {
+  /** The Rust group (0 until the object first needs one). */
+  group = 0;
+  eventTimeout: number | null = null;
+}
+
+/** Which object a group belongs to: how a message wakes a hibernated object. */
+const owners = new Map<number, HibernationHost>();
+
+/** What the object runtime does with a hibernatable event. */
+export interface HibernationHost {
+  webSocketMessage(socket: number, data: string | ArrayBuffer): void;
+  webSocketClose(socket: number, code: number, reason: string, clean: boolean): void;
+  webSocketError(socket: number, message: string): void;
+}
+
+setHibernationRouter({
+  message: (socket, group, data) => owners.get(group)?.webSocketMessage(socket, data),
+  closed: (socket, group, code, reason, clean) => {
+    const host = owners.get(group);
+    if (host === undefined) native.netReleaseSocket(socket);
+    else host.webSocketClose(socket, code, reason, clean);
+  },
+  error: (socket, group, message) => {
+    const host = owners.get(group);
+    if (host === undefined) native.netReleaseSocket(socket);
+    else host.webSocketError(socket, message);
+  },
+});
+
+/** Registers (or re-registers, after the runtime was released) the host of a record's group. */
+export function ownGroup(record: HibernationRecord, host: () => HibernationHost): void {
+  if (record.group === 0) record.group = native.netCreateGroup();
+  owners.set(record.group, {
+    webSocketMessage: (socket, data) => host().webSocketMessage(socket, data),
+    webSocketClose: (socket, code, reason, clean) => host().webSocketClose(socket, code, reason, clean),
+    webSocketError: (socket, message) => host().webSocketError(socket, message),
+  });
+}
+
+/** Forgets a group (registry closed). */
+export function disownGroup(record: HibernationRecord): void {
+  if (record.group !== 0) owners.delete(record.group);
+}
+
+export class ObjectSockets {
+  readonly #record: HibernationRecord;
+  readonly #owner: SocketOwner;
+  /** Server ends the current instance has seen, by socket id. */
+  readonly #wrappers = new Map<number, WebSocket>();
+
+  readonly #register: () => void;
+
+  /** `register` creates the object's group (see ownGroup) the first time one is needed. */
+  constructor(record: HibernationRecord, owner: SocketOwner, register: () => void) {
+    this.#record = record;
+    this.#owner = owner;
+    this.#register = register;
+  }
+
+  /** The group, created on first need: objects that never accept a socket cost nothing. */
+  get #group(): number {
+    if (this.#record.group === 0) this.#register();
+    return this.#record.group;
+  }
+
+  accept(ws: WebSocket, tags: string[] = []): void {
+    if (!(ws instanceof WebSocket)) throw new TypeError("acceptWebSocket() expects a WebSocket.");
+    if (!Array.isArray(tags)) throw new TypeError("acceptWebSocket() expects its tags as an array of strings.");
+    const unique = [...new Set(tags.map(String))];
+    if (unique.length > MAX_TAGS) throw new Error(`A WebSocket can have at most ${MAX_TAGS} tags, got ${unique.length}.`);
+    for (const tag of unique) {
+      if (tag.length > MAX_TAG_LENGTH) throw new Error(`A WebSocket tag can be at most ${MAX_TAG_LENGTH} characters, got ${tag.length}.`);
+    }
+    ws._acceptHibernatable(this.#group, unique, this.#owner);
+    this.#wrappers.set(ws._connection.socket, ws);
+  }
+
+  getWebSockets(tag?: string): WebSocket[] {
+    if (this.#record.group === 0) return [];
+    const ids = native.netGroupSockets(this.#group, tag === undefined ? undefined : String(tag));
+    return ids.map((id) => this.wrapper(id));
+  }
+
+  getTags(ws: WebSocket): string[] {
+    const tags = ws instanceof WebSocket && ws._hibernatable ? native.netTags(ws._connection.socket) : null;
+    if (tags === null) throw new TypeError("getTags() only works on WebSockets accepted with acceptWebSocket().");
+    return tags;
+  }
+
+  setAutoResponse(pair?: WebSocketRequestResponsePair): void {
+    if (pair === undefined || pair === null) {
+      if (this.#record.group !== 0) native.netSetAutoResponse(this.#group, null, null);
+      return;
+    }
+    if (!(pair instanceof WebSocketRequestResponsePair)) throw new TypeError("setWebSocketAutoResponse() expects a WebSocketRequestResponsePair.");
+    if (pair.request.length > MAX_AUTO_RESPONSE_LENGTH) throw new RangeError(`The auto-response request can be at most ${MAX_AUTO_RESPONSE_LENGTH} characters.`);
+    if (pair.response.length > MAX_AUTO_RESPONSE_LENGTH) throw new RangeError(`The auto-response response can be at most ${MAX_AUTO_RESPONSE_LENGTH} characters.`);
+    native.netSetAutoResponse(this.#group, pair.request, pair.response);
+  }
+
+  getAutoResponse(): WebSocketRequestResponsePair | null {
+    if (this.#record.group === 0) return null;
+    const pair = native.netAutoResponse(this.#group);
+    return pair === null ? null : new WebSocketRequestResponsePair(pair[0]!, pair[1]!);
+  }
+
+  getAutoResponseTimestamp(ws: WebSocket): Date | null {
+    if (!(ws instanceof WebSocket) || ws._connection.socket === 0) return null;
+    const at = native.netAutoRespondedAt(ws._connection.socket);
+    return at === null ? null : new Date(at);
+  }
+
+  setEventTimeout(ms?: number): void {
+    if (ms === undefined || ms === 0) {
+      this.#record.eventTimeout = null;
+      return;
+    }
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new TypeError("The hibernatable WebSocket event timeout must be a number of milliseconds.");
+    if (ms > MAX_EVENT_TIMEOUT_MS) throw new Error(`The hibernatable WebSocket event timeout can be at most ${MAX_EVENT_TIMEOUT_MS} ms (7 days).`);
+    this.#record.eventTimeout = ms;
+  }
+
+  getEventTimeout(): number | null {
+    return this.#record.eventTimeout;
+  }
+
+  /** Hibernatable sockets are open: the object may hibernate rather than be evicted. */
+  get any(): boolean {
+    return this.#record.group !== 0 && native.netGroupSize(this.#record.group) > 0;
+  }
+
+  /** The server end's JS object for socket `id` (a new one after hibernation). */
+  wrapper(id: number): WebSocket {
+    let ws = this.#wrappers.get(id);
+    if (ws === undefined) {
+      ws = WebSocket._woken(connectionOf(id), this.#owner);
+      this.#wrappers.set(id, ws);
+    }
+    return ws;
+  }
+
+  /** The socket's last event was delivered: Rust may forget it. */
+  release(id: number): void {
+    this.#wrappers.delete(id);
+    forgetConnection(id);
+    native.netReleaseSocket(id);
+  }
+
+  /** The instance is gone (hibernation, eviction, reset): its JS objects go with it. */
+  dropInstance(): void {
+    this.#wrappers.clear();
+  }
+}

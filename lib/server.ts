@@ -1,0 +1,253 @@
+// registry.listen(): the built-in HTTP/WebSocket server. Connections, parsing and
+// WebSocket framing are Rust's (src/engine/net); each request reaches a Worker-style
+// `fetch(request, env, ctx)` here, and its Response goes back whole or streamed.
+import { bodies, responses, servers, startNet, type NetListener } from "./net.js";
+import { native } from "./native.js";
+import { DISCONNECTED, WebSocket } from "./websocket.js";
+
+/** The `ctx` a Worker's fetch handler receives. */
+export interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException(): void;
+  readonly props: Record<string, unknown>;
+}
+
+export type FetchHandler = (request: Request, env: any, ctx: ExecutionContext) => Response | Promise<Response>;
+
+export interface ListenOptions {
+  /** Default 8787 (wrangler's); 0 picks a free port. */
+  port?: number;
+  /** Default "127.0.0.1". Use "0.0.0.0" (or "::") to accept connections from other machines. */
+  hostname?: string;
+  /** The Worker: routes each request, usually to an object through `env`'s namespaces. */
+  fetch: FetchHandler;
+  /** The `env` the handler gets. Default: the registry's. */
+  env?: unknown;
+}
+
+/** Headers hyper writes itself. */
+const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "sec-websocket-accept"]);
+
+/** Keeps the process running while a server listens, as a Node server does. */
+let keepAlive: ReturnType<typeof setInterval> | undefined;
+let listening = 0;
+
+export class Server {
+  readonly hostname: string;
+  readonly port: number;
+  readonly #id: number;
+  readonly #fetch: FetchHandler;
+  readonly #env: unknown;
+  #closed: Promise<void> | undefined;
+  #onClosed: () => void = () => {};
+  /** Requests whose response is still going out, and waitUntil() promises. */
+  readonly #inFlight = new Set<Promise<unknown>>();
+
+  /** @internal Use registry.listen(). */
+  constructor(options: ListenOptions, env: unknown) {
+    if (typeof options?.fetch !== "function") throw new TypeError("listen() needs a fetch(request, env, ctx) handler.");
+    startNet();
+    this.#fetch = options.fetch;
+    this.#env = options.env ?? env;
+    const port = options.port ?? 8787;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`Invalid port: ${String(port)}`);
+    const [id, hostname, bound] = native.netListen(options.hostname ?? "127.0.0.1", port);
+    this.#id = id;
+    this.hostname = hostname;
+    this.port = bound;
+    const listener: NetListener = {
+      request: (request, method, target, headers, body, websocket) => this.#request(request, method, target, headers, body, websocket),
+      closed: () => this.#onClosed(),
+    };
+    servers.set(id, listener);
+    if (listening++ === 0) keepAlive = setInterval(() => {}, 1 << 30);
+  }
+
+  /** "http://hostname:port" */
+  get url(): string {
+    const host = this.hostname.includes(":") ? `[${this.hostname}]` : this.hostname;
+    return `http://${host}:${this.port}`;
+  }
+
+  /**
+   * Stops accepting connections, closes WebSockets with 1001 and waits for requests in
+   * flight (30 s at most).
+   */
+  close(): Promise<void> {
+    return (this.#closed ??= new Promise<void>((resolve) => {
+      this.#onClosed = () => {
+        if (--listening === 0) clearInterval(keepAlive);
+        Promise.allSettled([...this.#inFlight]).then(() => resolve());
+      };
+      native.netCloseServer(this.#id);
+    }));
+  }
+
+  #request(id: number, method: string, target: string, flat: string[], body: Uint8Array | true | null, websocket: boolean): void {
+    const headers = new Headers();
+    let host: string | undefined;
+    for (let i = 0; i < flat.length; i += 2) {
+      headers.append(flat[i]!, flat[i + 1]!);
+      if (flat[i] === "host") host = flat[i + 1];
+    }
+    const url = target.startsWith("/") ? `http://${host ?? `${this.hostname}:${this.port}`}${target}` : target;
+    let request: Request;
+    try {
+      const init: RequestInit & { duplex?: "half" } = { method, headers };
+      if (body !== null) {
+        init.body = (body === true ? requestBody(id) : body) as BodyInit;
+        init.duplex = "half";
+      }
+      request = new Request(url, init);
+    } catch (error) {
+      if (body === true) native.netCancelBody(id);
+      native.netRespond(id, 400, ["content-type", "text/plain;charset=UTF-8"], new TextEncoder().encode(`Bad request: ${(error as Error).message}`), false);
+      return;
+    }
+    const ctx: ExecutionContext = {
+      waitUntil: (promise) => this.#track(Promise.resolve(promise)),
+      passThroughOnException: () => {},
+      props: {},
+    };
+    const done = (async () => {
+      let response: unknown;
+      try {
+        response = await this.#fetch(request, this.#env, ctx);
+        if (!(response instanceof Response)) throw new TypeError("The fetch handler did not return a Response.");
+      } catch (error) {
+        console.error("Uncaught exception in the fetch handler:", error);
+        return respondError(id);
+      }
+      await send(id, response, websocket);
+    })();
+    this.#track(done);
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const settled = promise.then(
+      () => {},
+      () => {},
+    );
+    this.#inFlight.add(settled);
+    settled.then(() => this.#inFlight.delete(settled));
+  }
+}
+
+function respondError(id: number): void {
+  native.netRespond(id, 500, ["content-type", "text/plain;charset=UTF-8"], new TextEncoder().encode("Internal Server Error"), false);
+}
+
+/** A streamed request body: each read pulls one chunk from the connection. */
+function requestBody(id: number): ReadableStream<Uint8Array> {
+  let wake: (() => void) | undefined;
+  const settle = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        bodies.set(id, {
+          chunk: (data) => {
+            controller.enqueue(data);
+            settle();
+          },
+          end: () => {
+            controller.close();
+            settle();
+          },
+          error: (message) => {
+            controller.error(new TypeError(`The request body could not be read: ${message}`));
+            settle();
+          },
+        });
+      },
+      pull() {
+        return new Promise<void>((resolve) => {
+          wake = resolve;
+          native.netPullBody(id);
+        });
+      },
+      cancel() {
+        bodies.delete(id);
+        native.netCancelBody(id);
+        settle();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function flatHeaders(headers: Headers, skipLength: boolean): string[] {
+  const flat: string[] = [];
+  headers.forEach((value, name) => {
+    if (CONNECTION_HEADERS.has(name) || (skipLength && name === "content-length")) return;
+    flat.push(name, value);
+  });
+  return flat;
+}
+
+/** Writes `response` for request `id`: a WebSocket upgrade, a whole body, or a stream. */
+async function send(id: number, response: Response, websocket: boolean): Promise<void> {
+  const ws = (response as { webSocket?: WebSocket | null }).webSocket;
+  if (response.status === 101 && ws instanceof WebSocket) {
+    if (!websocket) {
+      console.error("The fetch handler answered a request that is not a WebSocket upgrade with a WebSocket.");
+      return respondError(id);
+    }
+    const connection = ws._handOff();
+    let socket: number;
+    try {
+      socket = native.netAcceptWebSocket(id, flatHeaders(response.headers, true), connection.socket || undefined);
+    } catch {
+      // The client went away before the upgrade: the server end hears a disconnect.
+      return connection.server._closed(1006, DISCONNECTED, false);
+    }
+    connection.onNetwork(socket);
+    return;
+  }
+  const status = response.status;
+  const body = response.body;
+  if (body === null) return void native.netRespond(id, status, flatHeaders(response.headers, true), null, false);
+  const reader = body.getReader();
+  let aborted = false;
+  let drained: (() => void) | undefined;
+  responses.set(id, {
+    drained: () => drained?.(),
+    aborted: () => {
+      aborted = true;
+      drained?.();
+    },
+  });
+  try {
+    const first = await reader.read();
+    if (first.done) return void native.netRespond(id, status, flatHeaders(response.headers, true), null, false);
+    const second = await reader.read();
+    if (second.done) return void native.netRespond(id, status, flatHeaders(response.headers, true), first.value, false);
+    // More than one chunk: stream it, pausing whenever the client is slower than we are.
+    if (!native.netRespond(id, status, flatHeaders(response.headers, false), null, true)) aborted = true;
+    let chunk: ReadableStreamReadResult<Uint8Array> = first;
+    let next: ReadableStreamReadResult<Uint8Array> | undefined = second;
+    while (!chunk.done) {
+      if (aborted) break;
+      const outcome = native.netWriteBody(id, chunk.value);
+      if (outcome === 2) break;
+      if (outcome === 1) await new Promise<void>((resolve) => (drained = resolve));
+      chunk = next ?? (await reader.read());
+      next = undefined;
+    }
+    if (aborted || !chunk.done) {
+      await reader.cancel().catch(() => {});
+      native.netEndBody(id, true);
+    } else {
+      native.netEndBody(id, false);
+    }
+  } catch (error) {
+    console.error("The response body failed:", error);
+    // Before the head went out the client gets a 500; after, a cut connection.
+    if (!native.netRespond(id, 500, [], null, false)) native.netEndBody(id, true);
+  } finally {
+    responses.delete(id);
+  }
+}

@@ -1,0 +1,22 @@
+//! The built-in network server: HTTP/1.1 (hyper) and WebSockets (tungstenite) on a tokio
+//! runtime of its own, so that parsing, framing and idle connections never touch the
+//! JavaScript thread.
+//!
+//! The engine knows nothing of JavaScript: whatever needs the application (a request, a
+//! body chunk, a WebSocket message) becomes a [`NetEvent`] in an [`EventQueue`]; the host
+//! drains the queue and answers through [`Net`]'s methods. Hibernatable WebSockets live
+//! here whole — their tags, attachments and auto-response — so an object whose only ties
+//! are sockets can leave the JavaScript heap.
+
+mod events;
+mod http_server;
+mod request_body;
+mod response_body;
+mod runtime;
+mod sockets;
+mod websocket;
+
+pub use events::{BodyStart, EventQueue, IncomingRequest, NetEvent, Payload};
+pub use http_server::{Net, NetError, ResponseStart};
+pub use response_body::WriteOutcome;
+pub use sockets::{AutoResponse, SocketError, MAX_HIBERNATABLE_SOCKETS};
