@@ -38,6 +38,17 @@ export function startNet(): void {
 function takeEvents(): void {
   const events = native.netTakeEvents() as any[][];
   for (const e of events) {
+    // One failing handler must not drop the events behind it.
+    try {
+      dispatch(e);
+    } catch (error) {
+      console.error("open-do: a network event failed:", error);
+    }
+  }
+}
+
+function dispatch(e: any[]): void {
+  {
     switch (e[0]) {
       case 0:
         servers.get(e[1])?.request(e[2], e[3], e[4], e[5], e[6], e[7]);

@@ -45,13 +45,25 @@ setHibernationRouter({
   },
 });
 
-/** Registers (or re-registers, after the runtime was released) the host of a record's group. */
-export function ownGroup(record: HibernationRecord, host: () => HibernationHost): void {
+/**
+ * Creates the record's group; its events go to `host()` (the object's runtime, looked up
+ * anew each time: the registry may have released and recreated it). `host()` returns
+ * undefined once the registry is closed: late events then only free the socket.
+ */
+export function ownGroup(record: HibernationRecord, host: () => HibernationHost | undefined): void {
   if (record.group === 0) record.group = native.netCreateGroup();
   owners.set(record.group, {
-    webSocketMessage: (socket, data) => host().webSocketMessage(socket, data),
-    webSocketClose: (socket, code, reason, clean) => host().webSocketClose(socket, code, reason, clean),
-    webSocketError: (socket, message) => host().webSocketError(socket, message),
+    webSocketMessage: (socket, data) => host()?.webSocketMessage(socket, data),
+    webSocketClose: (socket, code, reason, clean) => {
+      const h = host();
+      if (h === undefined) native.netReleaseSocket(socket);
+      else h.webSocketClose(socket, code, reason, clean);
+    },
+    webSocketError: (socket, message) => {
+      const h = host();
+      if (h === undefined) native.netReleaseSocket(socket);
+      else h.webSocketError(socket, message);
+    },
   });
 }
 

@@ -147,7 +147,7 @@ export class Registry implements ObjectDirectory {
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
       let record = this.#hibernation.get(key);
       if (record === undefined) this.#hibernation.set(key, (record = new HibernationRecord()));
-      const sockets = { record, register: () => ownGroup(record, () => this.runtime(uniqueKey, id)) };
+      const sockets = { record, register: () => ownGroup(record, () => (this.#closed ? undefined : this.runtime(uniqueKey, id))) };
       runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id), sockets);
       this.#runtimes.set(key, runtime);
       this.#startSweeper();
@@ -270,12 +270,13 @@ export class Registry implements ObjectDirectory {
     commitPending();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     await Promise.all([...this.#servers].map((s) => s.close()));
-    for (const record of this.#hibernation.values()) disownGroup(record);
+
     for (const key of this.#alarmKeys.values()) releaseAlarmKey(key);
     this.#alarmKeys.clear();
     await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
     this.#runtimes.clear();
     if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.dataDir, uniqueKey);
+    for (const record of this.#hibernation.values()) disownGroup(record);
   }
 
   #checkOpen(): void {

@@ -16,6 +16,11 @@ export interface ResponseInit extends globalThis.ResponseInit {
 const upgrades = new WeakMap<object, WebSocket>();
 
 export class Response extends NativeResponse {
+  /** Responses the runtime makes itself (Response.json(), fetch()) are Responses too. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof NativeResponse;
+  }
+
   constructor(body?: BodyInit | null, init?: ResponseInit) {
     const webSocket = init?.webSocket ?? null;
     if (webSocket !== null) {
@@ -24,6 +29,11 @@ export class Response extends NativeResponse {
       // The runtime's Response cannot say 101; the status getter below does.
       super(body, { ...init, status: 200 });
     } else {
+      // workerd (and Node) allow 200–599 only; Bun would take 101 without a WebSocket.
+      const status = init?.status;
+      if (status !== undefined && !(Number(status) >= 200 && Number(status) <= 599)) {
+        throw new RangeError('init["status"] must be in the range of 200 to 599, inclusive.');
+      }
       super(body, init);
     }
     if (webSocket !== null) upgrades.set(this, webSocket);

@@ -4,22 +4,41 @@
 //! their shapes). Sockets, requests, servers and groups are plain integer ids.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::{Array, ArrayBuffer, Buffer, Function, Null};
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Status};
 use napi_derive::napi;
 
 use crate::engine::net::{AutoResponse, BodyStart, Net, NetError, NetEvent, Payload, ResponseStart, SocketError, WriteOutcome, MAX_HIBERNATABLE_SOCKETS};
 
+type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
+
 thread_local! {
-    static NET: RefCell<Option<Net>> = const { RefCell::new(None) };
+    /// Created on first use (sockets work without a server); `netInit` supplies the wake-up.
+    static NET: RefCell<Option<(Net, Arc<OnceLock<Wake>>)>> = const { RefCell::new(None) };
+}
+
+fn with_net<T>(f: impl FnOnce(&Net, &Arc<OnceLock<Wake>>) -> T) -> T {
+    NET.with_borrow_mut(|slot| {
+        let (net, wake) = slot.get_or_insert_with(|| {
+            let wake: Arc<OnceLock<Wake>> = Arc::new(OnceLock::new());
+            let waker = wake.clone();
+            let net = Net::new(Box::new(move || {
+                if let Some(w) = waker.get() {
+                    w.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            }));
+            (net, wake)
+        });
+        f(net, wake)
+    })
 }
 
 fn net() -> napi::Result<Net> {
-    NET.with_borrow(|n| n.clone()).ok_or_else(|| Error::new(Status::GenericFailure, "netInit() was not called"))
+    Ok(with_net(|net, _| net.clone()))
 }
 
 fn throw(e: NetError) -> Error {
@@ -42,11 +61,10 @@ fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
 /// Sets up the network of this thread: `wake()` runs when events are waiting.
 #[napi(ts_args_type = "wake: () => void")]
 pub fn net_init(wake: Function<(), ()>) -> napi::Result<()> {
-    let callback = Arc::new(wake.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
-    let net = Net::new(Box::new(move || {
-        callback.call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }));
-    NET.with_borrow_mut(|n| *n = Some(net));
+    let callback = wake.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+    with_net(|_, slot| {
+        let _ = slot.set(callback);
+    });
     Ok(())
 }
 

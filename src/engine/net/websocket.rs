@@ -3,10 +3,12 @@
 //! auto-response — none of which wakes the application.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -22,6 +24,19 @@ pub const MAX_MESSAGE_SIZE: usize = 32 << 20;
 
 /// Cloudflare's words when a peer vanishes without a Close frame.
 pub const DISCONNECTED: &str = "WebSocket disconnected without sending Close frame.";
+
+/// Reads and discards until the peer closes, goes quiet for a moment, or 5 s have passed.
+async fn drain<S: AsyncRead + Unpin>(io: &mut S) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(250), io.read(&mut buffer)).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
 
 fn config() -> WebSocketConfig {
     // Small read buffers: thousands of idle sockets should cost little (tungstenite
@@ -103,6 +118,12 @@ pub(crate) async fn serve(
                         reported_close = true;
                         sockets.ended(socket);
                         queue.push(NetEvent::SocketError { socket, group: shared.group_id(), message });
+                    }
+                    // The peer is still sending the oversized message. Cutting the
+                    // connection now would make its kernel discard our Close (the peer
+                    // would see 1006): read and drop what it sends until it goes quiet.
+                    if let Ok(mut stream) = sink.reunite(incoming) {
+                        drain(stream.get_mut()).await;
                     }
                     break;
                 }
