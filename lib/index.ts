@@ -19,3 +19,5 @@ import { installGlobals } from "./response.js";
 import { Response } from "./response.js";
 import { WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
 installGlobals({ Response, WebSocketPair, WebSocketRequestResponsePair });
+export { nodeHandler, type NodeHandler, type NodeHandlerOptions } from "./adapters/node.js";
+export { bunServe, type BunServeOptions } from "./adapters/bun.js";

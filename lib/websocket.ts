@@ -55,6 +55,8 @@ export class Connection {
   server: WebSocket;
   /** Messages the server end sent before the client end went anywhere. */
   pending: (Message | { close: [number | undefined, string] })[] = [];
+  /** The client end's transport when another server runs it (see adapters/). */
+  external: ExternalSocket | undefined;
 
   constructor(client: WebSocket, server: WebSocket) {
     this.client = client;
@@ -65,6 +67,45 @@ export class Connection {
   id(): number {
     if (this.socket === 0) this.socket = native.netCreateSocket();
     return this.socket;
+  }
+
+  /**
+   * The client end went to a server this runtime does not own (Node's http with `ws`,
+   * Bun.serve): the server end's sends go through `transport`, and the adapter reports
+   * what the peer does through fromClient() and clientClosed().
+   */
+  attach(transport: ExternalSocket): void {
+    this.external = transport;
+    if (this.group !== 0) hosted.set(this.socket, this);
+    const pending = this.pending;
+    this.pending = [];
+    for (const item of pending) {
+      if (typeof item === "object" && "close" in item) transport.close(item.close[0], item.close[1]);
+      else transport.send(item);
+    }
+  }
+
+  /** The client end sent `data`; `reply` answers it directly (an auto-response). */
+  fromClient(data: Message, reply: (text: string) => void): void {
+    if (this.group !== 0) {
+      if (typeof data === "string") {
+        const answer = native.netAutoReply(this.socket, data);
+        if (answer !== null) return reply(answer);
+      }
+      return router?.message(this.socket, this.group, data);
+    }
+    this.server._receive(data);
+  }
+
+  /** The client end closed (or its connection ended: 1006, not clean). */
+  clientClosed(code: number, reason: string, clean: boolean): void {
+    if (this.group !== 0) {
+      hosted.delete(this.socket);
+      native.netSocketEnded(this.socket);
+      router?.closed(this.socket, this.group, code, reason, clean);
+    } else {
+      this.server._closed(code, reason, clean);
+    }
   }
 
   /** lib/server.ts put the client end on a real connection with socket id `socket`. */
@@ -84,6 +125,12 @@ export class Connection {
 function sendNative(socket: number, data: Message | ArrayBufferView): void {
   if (typeof data === "string") native.netSendText(socket, data);
   else native.netSendBinary(socket, data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** A connection some other server runs (see Connection.attach). */
+export interface ExternalSocket {
+  send(data: Message): void;
+  close(code?: number, reason?: string): void;
 }
 
 /** Events of our server's sockets (from lib/net.ts). */
@@ -208,6 +255,21 @@ export class WebSocket extends EventTarget {
     const inbox = this.#inbox;
     this.#inbox = [];
     for (const data of inbox) this._receive(data);
+    if (!this._isServer) {
+      // What the server end sent before this end was accepted here.
+      const connection = this._connection;
+      const pending = connection.pending;
+      connection.pending = [];
+      for (const item of pending) {
+        if (typeof item === "object" && "close" in item) {
+          const [code, reason] = item.close;
+          queueMicrotask(() => {
+            this._closed(code ?? 1005, reason, true);
+            connection.server._closed(code ?? 1005, reason, true);
+          });
+        } else this._receive(item);
+      }
+    }
   }
 
   /** @internal acceptWebSocket(): the object's mailbox gets the events. */
@@ -222,7 +284,7 @@ export class WebSocket extends EventTarget {
     this.#accepted = true;
     this._hibernatable = true;
     this.#owner = owner;
-    if (!connection.network) inProcess.set(connection.socket, connection);
+    if (!connection.network) hosted.set(connection.socket, connection);
   }
 
   /** @internal Standard accept inside an object: sends wait for its writes. */
@@ -290,22 +352,19 @@ export class WebSocket extends EventTarget {
     const connection = this._connection;
     if (this._isServer) {
       if (connection.network) return sendNative(connection.socket, data);
+      if (connection.external !== undefined) return connection.external.send(data);
       if (!connection.client.#used) return void connection.pending.push(data);
       return connection.client._receive(data);
     }
     // The client end, used in this process.
-    if (typeof data === "string" && connection.group !== 0) {
-      const reply = native.netAutoReply(connection.socket, data);
-      if (reply !== null) return this._receive(reply);
-    }
-    if (connection.group !== 0) return router?.message(connection.socket, connection.group, data);
-    connection.server._receive(data);
+    connection.fromClient(data, (reply) => this._receive(reply));
   }
 
   #transmitClose(code: number | undefined, reason: string): void {
     const connection = this._connection;
     if (this._isServer) {
       if (connection.network) return void native.netCloseSocket(connection.socket, code, reason);
+      if (connection.external !== undefined) return connection.external.close(code, reason);
       if (!connection.client.#used) return void connection.pending.push({ close: [code, reason] });
       // The in-process peer hears the close and, as the runtime does, answers it.
       return queueMicrotask(() => {
@@ -314,10 +373,7 @@ export class WebSocket extends EventTarget {
       });
     }
     queueMicrotask(() => {
-      if (connection.group !== 0) {
-        inProcess.delete(connection.socket);
-        router?.closed(connection.socket, connection.group, code ?? 1005, reason, true);
-      } else connection.server._closed(code ?? 1005, reason, true);
+      connection.clientClosed(code ?? 1005, reason, true);
       this._closed(code ?? 1005, reason, true);
     });
   }
@@ -369,12 +425,12 @@ export class WebSocket extends EventTarget {
   }
 }
 
-/** Connections whose both ends are in this process and whose server end is hibernatable. */
-const inProcess = new Map<number, Connection>();
+/** Hibernatable connections whose transport is JS (in-process, or another server's). */
+const hosted = new Map<number, Connection>();
 
 /** @internal For waking: the connection behind a hibernatable socket id. */
 export function connectionOf(socket: number): Connection {
-  const existing = inProcess.get(socket);
+  const existing = hosted.get(socket);
   if (existing !== undefined) return existing;
   const connection = new Connection(new WebSocket(false), new WebSocket(true));
   connection.socket = socket;
@@ -384,7 +440,7 @@ export function connectionOf(socket: number): Connection {
 
 /** @internal */
 export function forgetConnection(socket: number): void {
-  inProcess.delete(socket);
+  hosted.delete(socket);
 }
 
 /** `new WebSocketPair()`: `[0]` is the client end (return it in a Response), `[1]` the server end. */

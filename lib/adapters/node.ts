@@ -1,0 +1,123 @@
+// Serving objects from a Node `http` server you already run: its "request" and "upgrade"
+// events, converted to a Worker-style fetch(request, env, ctx) and back. WebSocket
+// framing is the `ws` package's; sockets accepted with ctx.acceptWebSocket() still
+// hibernate (their state lives in Rust; only the connection is `ws`'s).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { Readable } from "node:stream";
+import { WebSocketServer, type RawData } from "ws";
+import type { ExecutionContext, FetchHandler } from "../server.js";
+import { WebSocket } from "../websocket.js";
+
+export interface NodeHandlerOptions {
+  /** The `env` the handler receives. */
+  env?: unknown;
+}
+
+export interface NodeHandler {
+  /** For `http.createServer(handler.request)` or `server.on("request", ...)`. */
+  request(req: IncomingMessage, res: ServerResponse): void;
+  /** For `server.on("upgrade", handler.upgrade)`: WebSocket upgrades. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+/** Adapts a Worker-style fetch handler to Node's http server events. */
+export function nodeHandler(fetch: FetchHandler, options: NodeHandlerOptions = {}): NodeHandler {
+  if (typeof fetch !== "function") throw new TypeError("nodeHandler() needs a fetch(request, env, ctx) handler.");
+  const env = options.env ?? {};
+  const protocols = new WeakMap<IncomingMessage, string>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 32 << 20, // Cloudflare's received-message limit
+    handleProtocols: (_offered, req) => protocols.get(req) ?? false,
+  });
+  const ctx: ExecutionContext = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} };
+
+  async function respond(req: IncomingMessage): Promise<Response | undefined> {
+    try {
+      const response = await fetch(toRequest(req), env, ctx);
+      if (!(response instanceof Response)) throw new TypeError("The fetch handler did not return a Response.");
+      return response;
+    } catch (error) {
+      console.error("Uncaught exception in the fetch handler:", error);
+      return undefined;
+    }
+  }
+
+  return {
+    request(req, res) {
+      void respond(req).then((response) => writeResponse(res, response));
+    },
+    upgrade(req, socket, head) {
+      void respond(req).then((response) => {
+        const ws = (response as { webSocket?: WebSocket | null } | undefined)?.webSocket;
+        if (response === undefined || response.status !== 101 || !(ws instanceof WebSocket)) {
+          const status = response?.status ?? 500;
+          socket.end(`HTTP/1.1 ${status === 101 ? 500 : status} ${status === 101 ? "Internal Server Error" : (response?.statusText ?? "Internal Server Error")}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+          return;
+        }
+        const protocol = response.headers.get("sec-websocket-protocol");
+        if (protocol !== null) protocols.set(req, protocol);
+        const connection = ws._handOff();
+        wss.handleUpgrade(req, socket, head, (peer) => {
+          connection.attach({
+            send: (data) => peer.send(data),
+            close: (code, reason) => peer.close(code, reason),
+          });
+          peer.on("message", (data: RawData, binary: boolean) => {
+            connection.fromClient(binary ? toArrayBuffer(data) : data.toString(), (reply) => peer.send(reply));
+          });
+          peer.on("close", (code: number, reason: Buffer) => {
+            const clean = code !== 1006;
+            connection.clientClosed(code, clean ? reason.toString() : "WebSocket disconnected without sending Close frame.", clean);
+          });
+          peer.on("error", () => {}); // followed by "close"
+        });
+      });
+    },
+  };
+}
+
+function toRequest(req: IncomingMessage): Request {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+  const url = `http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`;
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD";
+  const init: RequestInit & { duplex?: "half" } = { method, headers };
+  if (hasBody) {
+    init.body = Readable.toWeb(req) as unknown as BodyInit;
+    init.duplex = "half";
+  }
+  return new Request(url, init);
+}
+
+function toArrayBuffer(data: RawData): ArrayBuffer {
+  const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+  return buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer;
+}
+
+async function writeResponse(res: ServerResponse, response: Response | undefined): Promise<void> {
+  if (response === undefined) {
+    res.writeHead(500, { "content-type": "text/plain;charset=UTF-8" }).end("Internal Server Error");
+    return;
+  }
+  const headers: [string, string][] = [];
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") headers.push([name, value]);
+  });
+  for (const cookie of response.headers.getSetCookie()) headers.push(["set-cookie", cookie]);
+  res.writeHead(response.status, response.statusText, headers.flat());
+  if (response.body === null) return void res.end();
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      if (!res.write(chunk)) await new Promise((resolve) => res.once("drain", resolve));
+      if (res.destroyed) break;
+    }
+    res.end();
+  } catch (error) {
+    console.error("The response body failed:", error);
+    res.destroy();
+  }
+}
