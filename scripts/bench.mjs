@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench`: measures our figures next to their anchors in one run, prints the
 // ratios and the issue targets, and rewrites bench/RESULTS.md.
-//   node scripts/bench.mjs [--reps=5] [--only=storage|actors|alarms]
+//   node scripts/bench.mjs [--reps=5] [--only=storage|actors|alarms|network]
 // Needs `npm install` (release addon, dist/, Miniflare) and Rust (the rusqlite anchor is
-// built here with cargo). Suites live in bench/ (storage.mjs, actors.mjs, alarms.mjs) and
+// built here with cargo), and wrk (Debian) for the network suite. Suites live in bench/
+// (storage.mjs, actors.mjs, alarms.mjs, network.mjs) and
 // are listed in SUITES.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -37,6 +38,7 @@ for (const f of addons) {
 const { runStorage } = await import("../bench/storage.mjs");
 const { runActors } = await import("../bench/actors.mjs");
 const { runAlarms } = await import("../bench/alarms.mjs");
+const { runNetwork } = await import("../bench/network.mjs");
 const { buildRusqliteAnchor, fsyncProbe, sqliteVersion } = await import("../bench/anchors/rusqlite.mjs");
 const { miniflareVersions } = await import("../bench/anchors/miniflare.mjs");
 const { fmtOps, tempRoot } = await import("../bench/util.mjs");
@@ -45,6 +47,7 @@ const SUITES = [
   { name: "Storage", issue: 2, run: runStorage },
   { name: "Actors", issue: 3, run: runActors },
   { name: "Alarms", issue: 4, run: runAlarms },
+  { name: "Network", issue: 5, run: runNetwork },
 ];
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 
@@ -65,8 +68,8 @@ for (const suite of SUITES) {
   console.log(`${suite.name}:`);
   const result = await suite.run({ tmp, reps });
   // A suite returns throughput rows, or { rows, text } with a section of its own.
-  const { rows, text } = Array.isArray(result) ? { rows: result, text: undefined } : result;
-  suites.push({ name: suite.name, issue: suite.issue, rows, text });
+  const { rows, text, checks } = Array.isArray(result) ? { rows: result, text: undefined, checks: [] } : result;
+  suites.push({ name: suite.name, issue: suite.issue, rows, text, checks: checks ?? [] });
 }
 probes.push(fsyncProbe(tmp.sub("probe")));
 console.log(`fsync probe after:  ${probeText(probes[1])}\n`);
@@ -154,6 +157,7 @@ function render({ machine, probes, suites, reps, seconds }) {
     lines.push(`### ${s.name} (issue #${s.issue})`, "");
     if (s.rows.length > 0) lines.push(table(s.rows, s.issue), "");
     if (s.text !== undefined) lines.push(s.text, "");
+    checks.push(...s.checks);
   }
   const targets = checks.join("\n");
   // Every repetition's time, to judge the noise behind each median.

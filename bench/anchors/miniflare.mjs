@@ -112,6 +112,9 @@ export async function startMiniflare(persistDir) {
       return overhead;
     },
 
+    /** Where workerd serves the Worker (its own HTTP server). */
+    url: new URL(url),
+
     close: () => mf.dispose(),
   };
 }

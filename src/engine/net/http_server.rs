@@ -28,6 +28,7 @@ use super::events::{BodyStart, EventQueue, IncomingRequest, NetEvent};
 use super::request_body::{pump, BodyPump};
 use super::response_body::{streamed, BodyWriter, ResponseBody, WriteOutcome};
 use super::runtime::runtime;
+use super::outbox::Outbox;
 use super::sockets::{AutoResponse, Outgoing, SocketError, Sockets};
 use super::websocket;
 
@@ -207,13 +208,13 @@ impl Net {
         h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&derive_accept_key(key.as_bytes())).unwrap());
-        let (out, outgoing) = mpsc::unbounded_channel();
+        let outbox = Arc::new(Outbox::default());
         let shared = match adopt {
-            Some(socket) => self.inner.sockets.attach(socket, pending.server, out).ok_or(NetError::UnknownSocket)?,
-            None => self.inner.sockets.create(pending.server, Some(out)),
+            Some(socket) => self.inner.sockets.attach(socket, pending.server, outbox.clone()).ok_or(NetError::UnknownSocket)?,
+            None => self.inner.sockets.create(pending.server, Some(outbox.clone())),
         };
         let socket = shared.id;
-        runtime().spawn(websocket::serve(upgrade, shared, outgoing, self.inner.queue.clone(), self.inner.sockets.clone()));
+        runtime().spawn(websocket::serve(upgrade, shared, outbox, self.inner.queue.clone(), self.inner.sockets.clone()));
         let _ = pending.answer.send(response);
         Ok(socket)
     }

@@ -10,6 +10,7 @@
 
 mod events;
 mod http_server;
+mod outbox;
 mod request_body;
 mod response_body;
 mod runtime;

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
+
+use super::outbox::Outbox;
 
 /// Cloudflare's limit of hibernatable sockets per object.
 pub const MAX_HIBERNATABLE_SOCKETS: usize = 32_768;
@@ -74,7 +75,7 @@ pub(crate) struct Group {
 struct Slot {
     shared: Arc<SocketShared>,
     /// Our own connection's task; None for host transports and once the connection ended.
-    out: Option<UnboundedSender<Outgoing>>,
+    out: Option<Arc<Outbox>>,
     tags: Vec<String>,
     attachment: Option<Vec<u8>>,
     /// The connection has not ended (a Close frame from the peer or a disconnect).
@@ -102,7 +103,7 @@ pub(crate) struct Sockets {
 
 impl Sockets {
     /// A new socket (ids start at 1). `out` is its connection's task, if it is ours.
-    pub fn create(&self, server: u32, out: Option<UnboundedSender<Outgoing>>) -> Arc<SocketShared> {
+    pub fn create(&self, server: u32, out: Option<Arc<Outbox>>) -> Arc<SocketShared> {
         let id = self.next_socket.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = Arc::new(SocketShared { id, server: AtomicU32::new(server), group: RwLock::new(None), auto_responded_at: AtomicI64::new(0) });
         let slot = Slot { shared: shared.clone(), out, tags: Vec::new(), attachment: None, open: true };
@@ -112,7 +113,7 @@ impl Sockets {
 
     /// Puts an existing socket (created for a host transport) on a connection of ours:
     /// what the application already did with it (hibernation, tags) carries over.
-    pub fn attach(&self, socket: u32, server: u32, out: UnboundedSender<Outgoing>) -> Option<Arc<SocketShared>> {
+    pub fn attach(&self, socket: u32, server: u32, out: Arc<Outbox>) -> Option<Arc<SocketShared>> {
         let mut table = self.table.lock().unwrap();
         let slot = table.sockets.get_mut(&socket).filter(|s| s.open && s.out.is_none())?;
         slot.shared.server.store(server, Ordering::Relaxed);
@@ -225,7 +226,7 @@ impl Sockets {
     pub fn send(&self, socket: u32, message: Outgoing) -> bool {
         let table = self.table.lock().unwrap();
         match table.sockets.get(&socket).and_then(|s| s.out.as_ref()) {
-            Some(out) => out.send(message).is_ok(),
+            Some(out) => out.push(message),
             None => false,
         }
     }
@@ -237,7 +238,9 @@ impl Sockets {
         let Table { sockets, groups } = &mut *table;
         if let Some(slot) = sockets.get_mut(&socket) {
             slot.open = false;
-            slot.out = None;
+            if let Some(out) = slot.out.take() {
+                out.close(); // the connection's task stops waiting for it
+            }
             let group = slot.shared.group_id();
             if let Some(g) = groups.get_mut(&group) {
                 g.members.remove(&socket);
@@ -257,7 +260,7 @@ impl Sockets {
         for slot in table.sockets.values().filter(|s| s.shared.server.load(Ordering::Relaxed) == server) {
             if let Some(out) = &slot.out {
                 let frame = CloseFrame { code: CloseCode::Away, reason: "The server is shutting down.".into() };
-                let _ = out.send(Outgoing::Close(Some(frame)));
+                out.push(Outgoing::Close(Some(frame)));
             }
         }
     }

@@ -8,8 +8,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc::UnboundedReceiver;
+use bytes::Bytes;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -17,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::events::{EventQueue, NetEvent, Payload};
+use super::outbox::Outbox;
 use super::sockets::{Outgoing, SocketShared, Sockets};
 
 /// Cloudflare's limit on a received message.
@@ -43,35 +48,85 @@ fn config() -> WebSocketConfig {
     // allocates the read buffer eagerly). Writes go out at once: a message is sent when
     // the application sends it, as on Cloudflare.
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE))
 }
 
-pub(crate) async fn serve(
-    upgrade: OnUpgrade,
-    shared: Arc<SocketShared>,
-    mut outgoing: UnboundedReceiver<Outgoing>,
-    queue: Arc<EventQueue>,
-    sockets: Arc<Sockets>,
-) {
-    let socket = shared.id;
-    let closed = |code: u16, reason: String, clean: bool| NetEvent::SocketClosed { socket, group: shared.group_id(), code, reason, clean };
-    let io = match upgrade.await {
-        Ok(upgraded) => TokioIo::new(upgraded),
+pub(crate) async fn serve(upgrade: OnUpgrade, shared: Arc<SocketShared>, outbox: Arc<Outbox>, queue: Arc<EventQueue>, sockets: Arc<Sockets>) {
+    let upgraded = match upgrade.await {
+        Ok(upgraded) => upgraded,
         Err(_) => {
-            sockets.ended(socket);
-            queue.push(closed(1006, DISCONNECTED.into(), false));
+            sockets.ended(shared.id);
+            queue.push(NetEvent::SocketClosed { socket: shared.id, group: shared.group_id(), code: 1006, reason: DISCONNECTED.into(), clean: false });
             return;
         }
     };
-    let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
+    // Our own connections are plain TCP: unwrap them, so that hyper's read buffer (kept
+    // alive by the bytes it read ahead) is freed; an idle socket then holds little.
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+            let stream = io.into_inner();
+            if read_buf.is_empty() {
+                // Dropped before the connection runs: it holds all of hyper's read buffer.
+                drop(read_buf);
+                let stream = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config())).await;
+                run(stream, shared, outbox, queue, sockets).await
+            } else {
+                // The client sent frames right behind its handshake: read those first.
+                let io = Prefixed { first: Bytes::copy_from_slice(&read_buf), io: stream };
+                drop(read_buf);
+                let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
+                run(stream, shared, outbox, queue, sockets).await
+            }
+        }
+        Err(upgraded) => {
+            let stream = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config())).await;
+            run(stream, shared, outbox, queue, sockets).await
+        }
+    }
+}
+
+/// A stream that yields `first` before reading from `io`.
+struct Prefixed<S> {
+    first: Bytes,
+    io: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if !self.first.is_empty() {
+            let n = self.first.len().min(buf.remaining());
+            let chunk = self.first.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: WebSocketStream<S>, shared: Arc<SocketShared>, outbox: Arc<Outbox>, queue: Arc<EventQueue>, sockets: Arc<Sockets>) {
+    let socket = shared.id;
+    let closed = |code: u16, reason: String, clean: bool| NetEvent::SocketClosed { socket, group: shared.group_id(), code, reason, clean };
     let (mut sink, mut incoming) = stream.split();
     let mut reported_close = false;
     loop {
         tokio::select! {
-            command = outgoing.recv() => match command {
+            command = outbox.recv() => match command {
                 Some(Outgoing::Message(message)) => {
                     // A failed write shows up as the read side ending.
                     let _ = sink.send(message).await;
