@@ -147,12 +147,26 @@ export class Registry implements ObjectDirectory {
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
       let record = this.#hibernation.get(key);
       if (record === undefined) this.#hibernation.set(key, (record = new HibernationRecord()));
-      const sockets = { record, register: () => ownGroup(record, () => (this.#closed ? undefined : this.runtime(uniqueKey, id))) };
+      const sockets = { record, register: () => ownGroup(record, this.#socketHost(uniqueKey, id)) };
       runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id), sockets);
       this.#runtimes.set(key, runtime);
       this.#startSweeper();
     }
     return runtime;
+  }
+
+  /**
+   * Where a hibernation group's events go: the object's runtime, remembered between
+   * events (a message should not cost a registry lookup) and looked up again once it was
+   * released. Undefined once the registry is closed.
+   */
+  #socketHost(uniqueKey: string, id: DurableObjectId): () => ObjectRuntime | undefined {
+    let runtime: ObjectRuntime | undefined;
+    return () => {
+      if (this.#closed) return undefined;
+      if (runtime === undefined || runtime.shut) runtime = this.runtime(uniqueKey, id);
+      return runtime;
+    };
   }
 
   /**

@@ -317,6 +317,21 @@ mod tests {
     }
 
     #[test]
+    fn a_group_holds_at_most_32768_sockets() {
+        let sockets = Sockets::default();
+        let group = sockets.create_group();
+        for _ in 0..MAX_HIBERNATABLE_SOCKETS {
+            let id = sockets.create(0, None).id;
+            sockets.hibernate(id, group, Vec::new()).unwrap();
+        }
+        let one_more = sockets.create(0, None).id;
+        assert_eq!(sockets.hibernate(one_more, group, Vec::new()), Err(SocketError::TooMany));
+        // A closed socket frees its place.
+        sockets.ended(1);
+        assert_eq!(sockets.hibernate(one_more, group, Vec::new()), Ok(()));
+    }
+
+    #[test]
     fn attachments_are_per_socket() {
         let sockets = Sockets::default();
         let a = sockets.create(0, None).id;
