@@ -92,9 +92,9 @@ test("acceptWebSocket: at most 10 distinct tags of 256 characters; server ends o
   await runInDurableObject(stub, (instance, ctx) => {
     assert.deepEqual(ctx.getWebSockets(), [], "nothing accepted yet");
     const tooMany = Object.values(new WebSocketPair())[1];
-    assert.throws(() => ctx.acceptWebSocket(tooMany, Array.from({ length: 11 }, (_, i) => `t${i}`)), /10 tags/);
+    assert.throws(() => ctx.acceptWebSocket(tooMany, Array.from({ length: 11 }, (_, i) => `t${i}`)), { message: "a Hibernatable WebSocket cannot have more than 10 tags" });
     const tooLong = Object.values(new WebSocketPair())[1];
-    assert.throws(() => ctx.acceptWebSocket(tooLong, ["x".repeat(257)]), /256 characters/);
+    assert.throws(() => ctx.acceptWebSocket(tooLong, ["x".repeat(257)]), { message: `"${"x".repeat(257)}" is longer than the max tag length (256 characters).` });
     const [client, server] = Object.values(new WebSocketPair());
     assert.throws(() => ctx.acceptWebSocket(client), TypeError);
     ctx.acceptWebSocket(server, ["a", "b", "a"]);
@@ -103,7 +103,7 @@ test("acceptWebSocket: at most 10 distinct tags of 256 characters; server ends o
     assert.deepEqual(ctx.getWebSockets("c"), []);
     const standard = Object.values(new WebSocketPair())[1];
     standard.accept();
-    assert.throws(() => ctx.acceptWebSocket(standard), TypeError);
+    assert.throws(() => ctx.acceptWebSocket(standard), { message: "Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`" });
     assert.throws(() => ctx.getTags(standard), TypeError);
   });
   await registry.close();
@@ -129,13 +129,19 @@ test("attachments: a structured-clone copy, 16 KiB at most, fresh on every read"
   await registry.close();
 });
 
-test("auto-response pair: 2048 characters each, read back, cleared with no argument", async () => {
+test("auto-response pair: 2048 bytes each, read back, cleared with no argument", async () => {
   const registry = new Registry({ dataDir: ":memory:" });
   const stub = registry.namespace(Chat).getByName("auto-pair");
   await runInDurableObject(stub, (instance, ctx) => {
     assert.equal(ctx.getWebSocketAutoResponse(), null);
-    assert.throws(() => ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("x".repeat(2049), "y")), RangeError);
-    assert.throws(() => ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("x", "y".repeat(2049))), RangeError);
+    assert.throws(() => ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("x".repeat(2049), "y")), {
+      name: "RangeError",
+      message: "Request cannot be larger than 2048 bytes. A request of size 2049 was provided.",
+    });
+    assert.throws(() => ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("x", "é".repeat(1025))), {
+      name: "RangeError",
+      message: "Response cannot be larger than 2048 bytes. A response of size 2050 was provided.",
+    });
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     const pair = ctx.getWebSocketAutoResponse();
     assert.ok(pair instanceof WebSocketRequestResponsePair);
@@ -168,7 +174,7 @@ test("the hibernatable event timeout: at most 7 days; a handler that overruns it
   const stub = registry.namespace(Chat).getByName("timeout");
   await runInDurableObject(stub, (instance, ctx) => {
     assert.equal(ctx.getHibernatableWebSocketEventTimeout(), null);
-    assert.throws(() => ctx.setHibernatableWebSocketEventTimeout(604_800_001), /7 days/);
+    assert.throws(() => ctx.setHibernatableWebSocketEventTimeout(604_800_001), { message: "Event timeout should not exceed 604800000 ms." });
     ctx.setHibernatableWebSocketEventTimeout(1000);
     assert.equal(ctx.getHibernatableWebSocketEventTimeout(), 1000);
     ctx.setHibernatableWebSocketEventTimeout(0);

@@ -8,10 +8,10 @@
 import { native } from "./native.js";
 import { connectionOf, forgetConnection, setHibernationRouter, WebSocket, WebSocketRequestResponsePair, type SocketOwner } from "./websocket.js";
 
-/** Cloudflare's limits (workerd hibernatable-web-socket / auto-response). */
+/** Cloudflare's limits and messages (workerd actor-state.c++). */
 const MAX_TAGS = 10;
 const MAX_TAG_LENGTH = 256;
-const MAX_AUTO_RESPONSE_LENGTH = 2048;
+const MAX_AUTO_RESPONSE_BYTES = 2048;
 const MAX_EVENT_TIMEOUT_MS = 604_800_000;
 
 /** What survives hibernation, kept by the registry per object. */
@@ -20,6 +20,9 @@ export class HibernationRecord {
   group = 0;
   eventTimeout: number | null = null;
 }
+
+const encoder = new TextEncoder();
+const utf8Length = (text: string): number => encoder.encode(text).length;
 
 /** Which object a group belongs to: how a message wakes a hibernated object. */
 const owners = new Map<number, HibernationHost>();
@@ -96,12 +99,14 @@ export class ObjectSockets {
   accept(ws: WebSocket, tags: string[] = []): void {
     if (!(ws instanceof WebSocket)) throw new TypeError("acceptWebSocket() expects a WebSocket.");
     if (!Array.isArray(tags)) throw new TypeError("acceptWebSocket() expects its tags as an array of strings.");
-    const unique = [...new Set(tags.map(String))];
-    if (unique.length > MAX_TAGS) throw new Error(`A WebSocket can have at most ${MAX_TAGS} tags, got ${unique.length}.`);
-    for (const tag of unique) {
-      if (tag.length > MAX_TAG_LENGTH) throw new Error(`A WebSocket tag can be at most ${MAX_TAG_LENGTH} characters, got ${tag.length}.`);
+    // workerd's check, tag by tag: the count of distinct tags so far, then the length.
+    const unique = new Set<string>();
+    for (const tag of tags.map(String)) {
+      if (unique.size >= MAX_TAGS) throw new Error(`a Hibernatable WebSocket cannot have more than ${MAX_TAGS} tags`);
+      if (tag.length > MAX_TAG_LENGTH) throw new Error(`"${tag}" is longer than the max tag length (${MAX_TAG_LENGTH} characters).`);
+      unique.add(tag);
     }
-    ws._acceptHibernatable(this.#group, unique, this.#owner);
+    ws._acceptHibernatable(this.#group, [...unique], this.#owner);
     this.#wrappers.set(ws._connection.socket, ws);
   }
 
@@ -123,8 +128,14 @@ export class ObjectSockets {
       return;
     }
     if (!(pair instanceof WebSocketRequestResponsePair)) throw new TypeError("setWebSocketAutoResponse() expects a WebSocketRequestResponsePair.");
-    if (pair.request.length > MAX_AUTO_RESPONSE_LENGTH) throw new RangeError(`The auto-response request can be at most ${MAX_AUTO_RESPONSE_LENGTH} characters.`);
-    if (pair.response.length > MAX_AUTO_RESPONSE_LENGTH) throw new RangeError(`The auto-response response can be at most ${MAX_AUTO_RESPONSE_LENGTH} characters.`);
+    const request = utf8Length(pair.request);
+    const response = utf8Length(pair.response);
+    if (request > MAX_AUTO_RESPONSE_BYTES) {
+      throw new RangeError(`Request cannot be larger than ${MAX_AUTO_RESPONSE_BYTES} bytes. A request of size ${request} was provided.`);
+    }
+    if (response > MAX_AUTO_RESPONSE_BYTES) {
+      throw new RangeError(`Response cannot be larger than ${MAX_AUTO_RESPONSE_BYTES} bytes. A response of size ${response} was provided.`);
+    }
     native.netSetAutoResponse(this.#group, pair.request, pair.response);
   }
 
@@ -146,7 +157,7 @@ export class ObjectSockets {
       return;
     }
     if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new TypeError("The hibernatable WebSocket event timeout must be a number of milliseconds.");
-    if (ms > MAX_EVENT_TIMEOUT_MS) throw new Error(`The hibernatable WebSocket event timeout can be at most ${MAX_EVENT_TIMEOUT_MS} ms (7 days).`);
+    if (ms > MAX_EVENT_TIMEOUT_MS) throw new Error(`Event timeout should not exceed ${MAX_EVENT_TIMEOUT_MS} ms.`);
     this.#record.eventTimeout = ms;
   }
 

@@ -275,9 +275,11 @@ export class WebSocket extends EventTarget {
   /** @internal acceptWebSocket(): the object's mailbox gets the events. */
   _acceptHibernatable(group: number, tags: string[], owner: SocketOwner): void {
     if (!this._isServer) throw new TypeError("acceptWebSocket() takes the server end of a WebSocketPair (its second element).");
-    if (this.#accepted) throw new TypeError("Can't call acceptWebSocket() on a WebSocket that was already accepted.");
+    if (this.#accepted) throw new Error("Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`");
     const connection = this._connection;
-    if (connection.client.#accepted) throw new TypeError("Can't call acceptWebSocket() after the other end of the WebSocketPair was accepted in this process.");
+    if (connection.client.#accepted || connection.network || connection.external !== undefined) {
+      throw new Error("Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been accepted or used in a Response.");
+    }
     native.netHibernate(connection.id(), group, tags);
     connection.group = group;
     liveConnections.delete(connection.socket);
