@@ -32,6 +32,8 @@ export interface RuntimeLimits extends AlarmLimits {
   maxQueuedEvents: number;
   /** ms a blockConcurrencyWhile() callback may run before the object is reset. */
   blockConcurrencyWhileTimeout: number;
+  /** deleteAll() deletes the alarm too (compat flag delete_all_deletes_alarm, 2026-02-24). */
+  deleteAllDeletesAlarm: boolean;
 }
 
 
@@ -95,6 +97,7 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
   readonly alarms: AlarmRuns;
   #alarmLoaded = false;
   readonly sockets: ObjectSockets;
+  readonly sqlBacked: boolean;
   /** Open standard-API (accept()) sockets of this object: they keep it in memory. */
   #standardSockets = 0;
 
@@ -107,7 +110,9 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
     rpc: boolean,
     scheduleAlarm: (atMs: number | null) => void,
     sockets: SocketSetup,
+    sqlBacked = true,
   ) {
+    this.sqlBacked = sqlBacked;
     this.#rpc = rpc;
     this.alarms = new AlarmRuns(this, limits, scheduleAlarm);
     this.#id = id;
@@ -390,6 +395,10 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
 
   alarmChanged(): void {
     this.alarms.changed();
+  }
+
+  get deleteAllDeletesAlarm(): boolean {
+    return this.#limits.deleteAllDeletesAlarm;
   }
 
   get alarmHidden(): boolean {

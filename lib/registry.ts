@@ -9,6 +9,7 @@ import { DurableObjectStub, stubClassFor } from "./stub.js";
 import { OpenDO } from "./durable-object.js";
 import { disownGroup, HibernationRecord, ownGroup } from "./object-sockets.js";
 import { Server, type ListenOptions } from "./server.js";
+import type { CompatFlags } from "./wrangler/compat.js";
 
 export interface RegistryOptions {
   /** Folder for the objects' SQLite files (workerd's layout), or ":memory:". Default ".open-do". */
@@ -44,6 +45,12 @@ export interface RegistryOptions {
    * message runs the constructor again.
    */
   hibernationTimeout?: number;
+  /**
+   * Cloudflare's compatibility flags that change Durable Object behaviour (see
+   * lib/wrangler/compat.ts); `open-do serve` derives them from the wrangler config.
+   * Unset flags take today's behaviour.
+   */
+  compatibility?: Partial<CompatFlags>;
   /** ms an alarm() run may take before the object is reset and the run retried. Default 900,000 (Cloudflare's 15 minutes). */
   alarmTimeLimit?: number;
 }
@@ -51,6 +58,12 @@ export interface RegistryOptions {
 export interface NamespaceOptions {
   /** Names the namespace's folder and keys its ids. Default: the class name. */
   uniqueKey?: string;
+  /**
+   * "sqlite" (default; wrangler's `new_sqlite_classes`) or "kv" (`new_classes`): a
+   * KV-backed class has the async KV API only; `sql`, `kv` and `transactionSync` throw
+   * Cloudflare's errors.
+   */
+  storage?: "sqlite" | "kv";
 }
 
 /** How stubs reach live objects. */
@@ -66,7 +79,7 @@ export class Registry implements ObjectDirectory {
   readonly durability: "full" | "relaxed";
   readonly #env: unknown;
   readonly #limits: RuntimeLimits;
-  readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace }>();
+  readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace; sqlBacked: boolean }>();
   readonly #runtimes = new Map<string, ObjectRuntime>();
   readonly #idleTimeout: number;
   readonly #hibernationTimeout: number;
@@ -90,6 +103,7 @@ export class Registry implements ObjectDirectory {
       blockConcurrencyWhileTimeout: positiveInteger(options.blockConcurrencyWhileTimeout, 30_000, "blockConcurrencyWhileTimeout"),
       alarmRetryScale: positiveNumber(options.alarmRetryScale, 1, "alarmRetryScale"),
       alarmTimeLimit: positiveInteger(options.alarmTimeLimit, ALARM_TIME_LIMIT_MS, "alarmTimeLimit"),
+      deleteAllDeletesAlarm: options.compatibility?.delete_all_deletes_alarm ?? true,
     };
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
@@ -111,8 +125,10 @@ export class Registry implements ObjectDirectory {
     }
     // The key names a folder: refuse one that would leave dataDir now, not at the first write.
     native.checkNamespaceKey(uniqueKey);
+    const storage = options.storage ?? "sqlite";
+    if (storage !== "sqlite" && storage !== "kv") throw new TypeError(`storage must be "sqlite" or "kv", not ${JSON.stringify(storage)}`);
     const namespace = new DurableObjectNamespace<T>(uniqueKey, this);
-    this.#namespaces.set(uniqueKey, { Class: Class as unknown as ObjectClass, namespace });
+    this.#namespaces.set(uniqueKey, { Class: Class as unknown as ObjectClass, namespace, sqlBacked: storage === "sqlite" });
     this.#scheduleStoredAlarms(uniqueKey, namespace);
     return namespace;
   }
@@ -148,7 +164,7 @@ export class Registry implements ObjectDirectory {
       let record = this.#hibernation.get(key);
       if (record === undefined) this.#hibernation.set(key, (record = new HibernationRecord()));
       const sockets = { record, register: () => ownGroup(record, this.#socketHost(uniqueKey, id)) };
-      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id), sockets);
+      runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id), sockets, entry.sqlBacked);
       this.#runtimes.set(key, runtime);
       this.#startSweeper();
     }

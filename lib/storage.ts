@@ -21,6 +21,12 @@ export interface PutOptions {
   noCache?: boolean;
 }
 
+/** workerd's words for the SQL APIs of a KV-backed class (production's, actor-state.c++). */
+const NOT_SQLITE =
+  "This Durable Object is not backed by SQLite storage, so the SQL API is not available. SQL can be enabled on a new Durable Object class by using the `new_sqlite_classes` instead of `new_classes` under `[[migrations]]` in your wrangler.toml, but an already-deployed class cannot be converted to SQLite (except by deleting the existing data).";
+const NOT_SQLITE_KV =
+  "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects, but this object's namespace is not declared to use SQLite. You can use the older, asynchronous interface via methods of `storage` itself (e.g. `storage.get()`). Alternatively, to enable SQLite, change `new_classes` to `new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or wrangler.toml file.";
+
 /** Cloudflare documents (and its KV backend enforces) at most 128 keys per call. */
 const MAX_KEYS = 128;
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -141,7 +147,10 @@ export class DurableObjectStorage {
     return promised(() => {
       if (this.#transactions.depth > 0) throw new Error("Cannot call deleteAll() within a transaction");
       this.#commits.wrote();
+      // Before compat date 2026-02-24 the alarm survives deleteAll().
+      const keep = this.#sections.deleteAllDeletesAlarm ? null : native.alarmGet(this.#handle);
       native.deleteAll(this.#handle);
+      if (keep !== null) native.alarmSet(this.#handle, keep, this.#sections.objectName);
       this.#sections.alarmChanged();
     });
   }
@@ -186,6 +195,7 @@ export class DurableObjectStorage {
 
   /** Runs a synchronous `closure` in a (nestable) savepoint; rolled back if it throws. */
   transactionSync<T>(closure: () => T): T {
+    if (!this.#sections.sqlBacked) throw new Error("Durable Object is not backed by SQL.");
     this.#commits.wrote();
     return this.#transactions.sync(closure);
   }
@@ -196,10 +206,12 @@ export class DurableObjectStorage {
   }
 
   get sql(): SqlStorage {
+    if (!this.#sections.sqlBacked) throw new Error(NOT_SQLITE);
     return (this.#sql ??= new SqlStorage(this.#handle, this.#commits));
   }
 
   get kv(): SyncKvStorage {
+    if (!this.#sections.sqlBacked) throw new Error(NOT_SQLITE_KV);
     return (this.#kv ??= new SyncKvStorage(this.#handle, this.#commits));
   }
 }

@@ -19,6 +19,10 @@ export interface StorageHost {
   alarmChanged(): void;
   /** getAlarm() answers null (alarm() is running and the alarm was not set again). */
   readonly alarmHidden: boolean;
+  /** deleteAll() deletes the alarm too (compat date ≥ 2026-02-24). */
+  readonly deleteAllDeletesAlarm: boolean;
+  /** The class is SQLite-backed (`new_sqlite_classes`); KV-backed classes have no SQL API. */
+  readonly sqlBacked: boolean;
 }
 
 export class TransactionScope {

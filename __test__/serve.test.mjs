@@ -1,0 +1,222 @@
+// `open-do serve`: a Worker project written for Cloudflare runs unchanged from its wrangler
+// config (reference §1.1, §3), and the same HTTP test passes under Miniflare, proving the
+// code is plain Cloudflare code; the data moves between the two.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild"; // comes with tsx, which runs TypeScript mains on Node
+import { Miniflare } from "miniflare";
+import { readConfig } from "../dist/wrangler/config.js";
+import { tempDir } from "./helpers/objects.mjs";
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = path.join(root, "bin", "open-do.js");
+const COUNTER = path.join(root, "examples", "workers", "counter");
+
+/** Runs `open-do serve dir ...args` with this test's runtime; resolves once it listens. */
+async function openDo(dir, ...args) {
+  const child = spawn(process.execPath, [CLI, "serve", dir, "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const url = await new Promise((resolve, reject) => {
+    const seen = (chunk) => {
+      output += chunk;
+      const match = /ready on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1]);
+    };
+    child.stdout.on("data", seen);
+    child.stderr.on("data", seen);
+    child.on("exit", (code) => reject(new Error(`open-do exited (${code}) before listening:\n${output}`)));
+  });
+  return {
+    url,
+    output: () => output,
+    async stop() {
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion (for the errors a newcomer hits). */
+function openDoOnce(...args) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 30_000 });
+}
+
+/** The same project under Miniflare 4 (workerd): config read the same way, TypeScript bundled. */
+async function miniflare(dir, persist) {
+  const config = readConfig(dir);
+  const bundle = await build({ entryPoints: [config.main], bundle: true, format: "esm", platform: "neutral", external: ["cloudflare:workers"], write: false });
+  const mf = new Miniflare({
+    name: config.name,
+    modules: true,
+    script: bundle.outputFiles[0].text,
+    compatibilityDate: config.compatibilityDate,
+    bindings: config.vars,
+    durableObjects: Object.fromEntries(config.durableObjects.map((b) => [b.name, { className: b.className, useSQLite: b.storage === "sqlite" }])),
+    durableObjectsPersist: persist,
+    port: 0,
+  });
+  const url = (await mf.ready).origin;
+  return { url, stop: () => mf.dispose() };
+}
+
+const json = async (url) => {
+  const response = await fetch(url);
+  assert.equal(response.status, 200, `${url}: ${response.status}`);
+  return response.json();
+};
+
+/** The counter project's behaviour, as a client sees it. */
+async function counterTest(base) {
+  assert.deepEqual(await json(`${base}/increment?name=t&by=2`), { value: 2 });
+  assert.deepEqual(await json(`${base}/increment?name=t`), { value: 3 });
+  assert.deepEqual(await json(`${base}/current?name=t`), { value: 3, changes: 2 });
+  assert.deepEqual(await json(`${base}/current?name=other`), { value: 0, changes: 0 });
+  assert.equal(await (await fetch(`${base}/greeting`)).text(), "hello from counter / hello from counter");
+}
+
+test("open-do serve runs the counter project (TypeScript, RPC, SQL, vars, cloudflare:workers)", async () => {
+  const server = await openDo(COUNTER, "--data-dir", tempDir());
+  try {
+    assert.match(server.output(), /COUNTER \(Counter, SQLite\)/);
+    await counterTest(server.url);
+  } finally {
+    assert.equal(await server.stop(), 0, "SIGTERM shuts down cleanly");
+  }
+});
+
+test("the counter project passes the same test under Miniflare", async () => {
+  const mf = await miniflare(COUNTER, tempDir());
+  try {
+    await counterTest(mf.url);
+  } finally {
+    await mf.stop();
+  }
+});
+
+test("state written by Miniflare is served by open-do with its data, and the other way round", async () => {
+  const state = tempDir();
+  const mf = await miniflare(COUNTER, state);
+  assert.deepEqual(await json(`${mf.url}/increment?name=moving&by=5`), { value: 5 });
+  await mf.stop();
+
+  const ours = await openDo(COUNTER, "--data-dir", state);
+  try {
+    assert.deepEqual(await json(`${ours.url}/current?name=moving`), { value: 5, changes: 1 });
+    assert.deepEqual(await json(`${ours.url}/increment?name=moving`), { value: 6 });
+  } finally {
+    await ours.stop();
+  }
+
+  const again = await miniflare(COUNTER, state);
+  try {
+    assert.deepEqual(await json(`${again.url}/current?name=moving`), { value: 6, changes: 2 });
+  } finally {
+    await again.stop();
+  }
+});
+
+/** A throwaway project: files by relative path. */
+function project(files) {
+  const dir = tempDir();
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
+  return dir;
+}
+
+test("wrangler.toml, named environments (not inheriting bindings), KV-backed classes refusing SQL", async () => {
+  const dir = project({
+    "wrangler.toml": `
+name = "legacy"
+main = "index.js"
+compatibility_date = "2026-07-01"
+
+[vars]
+WHERE = "top"
+
+[[durable_objects.bindings]]
+name = "STORE"
+class_name = "Store"
+
+[[migrations]]
+tag = "v1"
+new_classes = ["Store"]
+
+[env.staging]
+vars = { WHERE = "staging" }
+durable_objects.bindings = [{ name = "STORE", class_name = "Store" }]
+`,
+    "index.js": `
+import { DurableObject } from "cloudflare:workers";
+export class Store extends DurableObject {
+  async fetch(request) {
+    await this.ctx.storage.put("k", "kv works");
+    let sql;
+    try { this.ctx.storage.sql; sql = "sql works"; } catch (e) { sql = e.message; }
+    return Response.json({ kv: await this.ctx.storage.get("k"), sql, where: this.env.WHERE });
+  }
+}
+export default { fetch: (request, env) => env.STORE.getByName("x").fetch(request) };
+`,
+  });
+  const top = await openDo(dir, "--data-dir", tempDir());
+  try {
+    assert.match(top.output(), /legacy ready on/);
+    assert.match(top.output(), /STORE \(Store, KV\)/);
+    const body = await json(top.url);
+    assert.equal(body.kv, "kv works");
+    assert.match(body.sql, /^This Durable Object is not backed by SQLite storage, so the SQL API is not available\./);
+    assert.equal(body.where, "top");
+  } finally {
+    await top.stop();
+  }
+  const staging = await openDo(dir, "--env", "staging", "--data-dir", tempDir());
+  try {
+    assert.match(staging.output(), /legacy-staging ready on/);
+    assert.equal((await json(staging.url)).where, "staging");
+  } finally {
+    await staging.stop();
+  }
+  const unknown = openDoOnce("serve", dir, "--env", "prod");
+  assert.equal(unknown.status, 1);
+  assert.equal(unknown.stderr.trim(), 'open-do: wrangler.toml has no environment "prod" (it has: staging).');
+});
+
+test("what a newcomer hits gets one clear line each, not a stack trace", () => {
+  const oneLine = (result, pattern) => {
+    assert.equal(result.status, 1, result.stderr);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], pattern);
+  };
+  oneLine(openDoOnce("serve", tempDir()), /^open-do: No wrangler config in .* \(looked for wrangler\.json, wrangler\.jsonc, wrangler\.toml\)\.$/);
+  const worker = "export class Other {}\nexport default { fetch: () => new Response('x') };\n";
+  oneLine(
+    openDoOnce("serve", project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js", durable_objects: { bindings: [{ name: "A", class_name: "Missing" }] } }), "i.js": worker })),
+    /^open-do: The Durable Object binding A names class Missing, but i\.js exports no such class\.$/,
+  );
+  oneLine(
+    openDoOnce("serve", project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js", durable_objects: { bindings: [{ name: "A", class_name: "Other", script_name: "elsewhere" }] } }), "i.js": worker })),
+    /uses class Other of another Worker \("script_name": "elsewhere"\): open-do serve runs one Worker and does not support that yet\.$/,
+  );
+  oneLine(openDoOnce("serve", project({ "wrangler.jsonc": '{ "name": "w", // no main\n }' })), /has no "main"/);
+  oneLine(openDoOnce("serve", project({ "wrangler.jsonc": '{ "name": "w", "main": }' })), /^open-do: wrangler\.jsonc:1: ValueExpected$/);
+  const kv = openDoOnce("serve", project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js", kv_namespaces: [{ binding: "CACHE", id: "x" }] }), "i.js": worker }), "--port", "70000");
+  assert.equal(kv.status, 2);
+  assert.match(kv.stderr, /--port must be a number from 0 to 65535/);
+});
+
+test("open-do --help documents the commands and options", () => {
+  const help = openDoOnce("--help");
+  assert.equal(help.status, 0);
+  for (const option of ["serve [dir]", "--port", "--ip", "--data-dir", "--env", "--watch"]) assert.ok(help.stdout.includes(option), option);
+  const unknown = openDoOnce("deploy");
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown command "deploy"/);
+});

@@ -1,0 +1,120 @@
+// `open-do serve`: runs a Worker project's default export and its Durable Objects, from
+// its wrangler config, with its data in wrangler's local state folder.
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { env as workerEnv, pendingWork, WorkerEntrypoint } from "../cloudflare-workers.js";
+import { OpenDO } from "../durable-object.js";
+import { Registry } from "../registry.js";
+import type { ExecutionContext, FetchHandler, Server } from "../server.js";
+import { compatFlags } from "../wrangler/compat.js";
+import { ConfigError, readConfig, type WorkerConfig } from "../wrangler/config.js";
+import { installModuleHooks } from "./modules.js";
+
+export interface ServeOptions {
+  dir?: string;
+  port?: number;
+  hostname?: string;
+  /** Default: <dir>/.wrangler/state/v3/do, where wrangler dev keeps Durable Objects. */
+  dataDir?: string;
+  env?: string;
+  /** Where warnings go (default console.warn). */
+  warn?: (line: string) => void;
+}
+
+export interface Serving {
+  config: WorkerConfig;
+  registry: Registry;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Starts serving the project in `options.dir`. Throws ConfigError for anything the user must fix. */
+export async function serve(options: ServeOptions = {}): Promise<Serving> {
+  const config = readConfig(options.dir ?? ".", options.env);
+  // Told once the project is up: a failure to start is then the only line.
+  const warnings: string[] = [];
+  for (const [kind, name] of config.unsupported) {
+    warnings.push(`open-do: ${kind} ${name} is not provided by open-do; env.${name} is undefined.`);
+  }
+  const flags = compatFlags(config.compatibilityDate, config.compatibilityFlags);
+  if (config.compatibilityDate === undefined) warnings.push("open-do: no compatibility_date in the config; using today's.");
+
+  // What `import { env } from "cloudflare:workers"` sees; DO bindings join once main is loaded.
+  for (const key of Object.keys(workerEnv)) delete workerEnv[key];
+  Object.assign(workerEnv, config.vars);
+
+  await installModuleHooks(/\.[cm]?tsx?$/.test(config.main));
+  let mod: Record<string, unknown>;
+  try {
+    mod = moduleExports(await import(pathToFileURL(config.main).href));
+  } catch (error) {
+    throw new ConfigError(`Loading ${path.relative(process.cwd(), config.main) || config.main} failed: ${(error as Error)?.stack ?? error}`);
+  }
+
+  const dataDir = options.dataDir ?? path.join(config.dir, ".wrangler", "state", "v3", "do");
+  const registry = new Registry({ dataDir, env: workerEnv, compatibility: flags });
+  for (const binding of config.durableObjects) {
+    const Class = mod[binding.className];
+    if (typeof Class !== "function") {
+      await registry.close();
+      throw new ConfigError(
+        `The Durable Object binding ${binding.name} names class ${binding.className}, but ${path.basename(config.main)} exports no such class.`,
+      );
+    }
+    // Miniflare's key: a project's objects keep their ids and files under wrangler dev and here.
+    workerEnv[binding.name] = registry.namespace(Class as new (...args: any[]) => object, {
+      uniqueKey: `${config.name}-${binding.className}`,
+      storage: binding.storage,
+    });
+  }
+
+  let fetch: FetchHandler;
+  try {
+    fetch = workerFetch(mod.default, config);
+  } catch (error) {
+    await registry.close();
+    throw error;
+  }
+  const server = await registry.listen({ port: options.port ?? 8787, hostname: options.hostname ?? "127.0.0.1", fetch, env: workerEnv });
+  const warn = options.warn ?? ((line: string) => console.warn(line));
+  for (const line of warnings) warn(line);
+  return {
+    config,
+    registry,
+    server,
+    async close() {
+      await registry.close();
+      await pendingWork();
+    },
+  };
+}
+
+/**
+ * The module's exports as a Worker module declares them. A package without
+ * "type": "module" makes tsx compile TypeScript to CommonJS; its exports then arrive as
+ * `default` with an `__esModule` marker, and are unwrapped here.
+ */
+function moduleExports(namespace: Record<string, any>): Record<string, unknown> {
+  const inner = namespace.default;
+  if (inner !== null && typeof inner === "object" && inner.__esModule === true) return inner;
+  return namespace;
+}
+
+/** The fetch handler of a Worker's default export: an object with fetch(), or a WorkerEntrypoint class. */
+function workerFetch(worker: unknown, config: WorkerConfig): FetchHandler {
+  const file = path.basename(config.main);
+  if (typeof worker === "function" && (worker.prototype instanceof WorkerEntrypoint || typeof worker.prototype?.fetch === "function")) {
+    if (worker.prototype instanceof OpenDO) throw new ConfigError(`The default export of ${file} is a Durable Object class, not a Worker.`);
+    const Entrypoint = worker as new (ctx: ExecutionContext, env: unknown) => { fetch?: (request: Request) => Response | Promise<Response> };
+    return (request, env, ctx) => {
+      const instance = new Entrypoint(ctx, env);
+      if (typeof instance.fetch !== "function") throw new TypeError(`The default export of ${file} has no fetch() method.`);
+      return instance.fetch(request);
+    };
+  }
+  const handler = (worker as { fetch?: unknown } | undefined)?.fetch;
+  if (typeof handler !== "function") {
+    throw new ConfigError(`${file} has no default export with a fetch(request, env, ctx) handler, so there is nothing to serve.`);
+  }
+  return (request, env, ctx) => handler.call(worker, request, env, ctx);
+}
