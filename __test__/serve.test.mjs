@@ -9,12 +9,15 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild"; // comes with tsx, which runs TypeScript mains on Node
 import { Miniflare } from "miniflare";
+import WebSocket from "ws";
 import { readConfig } from "../dist/wrangler/config.js";
 import { tempDir } from "./helpers/objects.mjs";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(root, "bin", "open-do.js");
 const COUNTER = path.join(root, "examples", "workers", "counter");
+const CHAT = path.join(root, "examples", "workers", "chat");
+const RATE_LIMITER = path.join(root, "examples", "workers", "rate-limiter");
 
 /** Runs `open-do serve dir ...args` with this test's runtime; resolves once it listens. */
 async function openDo(dir, ...args) {
@@ -119,6 +122,91 @@ test("state written by Miniflare is served by open-do with its data, and the oth
     await again.stop();
   }
 });
+
+/** A WebSocket client with a queue of what it received. */
+async function chatClient(base, room, name) {
+  const ws = new WebSocket(`${base.replace("http", "ws")}/rooms/${room}?name=${name}`);
+  const inbox = [];
+  const waiters = [];
+  ws.on("message", (data) => {
+    const text = data.toString();
+    if (waiters.length) waiters.shift()(text);
+    else inbox.push(text);
+  });
+  const closed = new Promise((resolve) => ws.on("close", (code) => resolve(code)));
+  await new Promise((resolve, reject) => ws.on("open", resolve).on("error", reject));
+  return {
+    send: (text) => ws.send(text),
+    next: () => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((resolve) => waiters.push(resolve))),
+    close: () => ws.close(1000, "bye"),
+    closed,
+  };
+}
+
+/** The chat project's behaviour: joins, broadcast, whispers by tag, the ping auto-response, leaving. */
+async function chatTest(base) {
+  const alice = await chatClient(base, "garden", "alice");
+  assert.equal(await alice.next(), "alice joined");
+  const bob = await chatClient(base, "garden", "bob");
+  assert.equal(await bob.next(), "bob joined");
+  assert.equal(await alice.next(), "bob joined");
+  alice.send("hello");
+  assert.equal(await alice.next(), "alice: hello");
+  assert.equal(await bob.next(), "alice: hello");
+  bob.send("/whisper alice psst");
+  assert.equal(await alice.next(), "bob (whisper): psst");
+  alice.send("ping");
+  assert.equal(await alice.next(), "pong");
+  alice.close();
+  assert.equal(await alice.closed, 1000, "the Close is answered");
+  assert.equal(await bob.next(), "alice left");
+  bob.close();
+  await bob.closed;
+  assert.equal((await fetch(`${base}/rooms/garden`)).status, 426);
+}
+
+/** The rate limiter's behaviour: a limit per key, then alarms forget the old hits. */
+async function rateLimiterTest(base) {
+  const hit = (key) => fetch(`${base}/hit?key=${key}`).then(async (r) => ({ status: r.status, ...(await r.json()) }));
+  assert.deepEqual(await hit("k"), { status: 200, allowed: true, remaining: 2 });
+  assert.deepEqual(await hit("k"), { status: 200, allowed: true, remaining: 1 });
+  assert.deepEqual(await hit("k"), { status: 200, allowed: true, remaining: 0 });
+  assert.deepEqual(await hit("k"), { status: 429, allowed: false, remaining: 0 });
+  assert.deepEqual(await hit("other"), { status: 200, allowed: true, remaining: 2 }, "each key has its own object");
+  assert.deepEqual(await json(`${base}/stats?key=k`), { stored: 3, alarm: true });
+  // The alarm (1 s window) forgets the hits and is not set again.
+  let stats;
+  for (let i = 0; i < 100; i++) {
+    stats = await json(`${base}/stats?key=k`);
+    if (stats.stored === 0 && !stats.alarm) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.deepEqual(stats, { stored: 0, alarm: false });
+  assert.deepEqual(await hit("k"), { status: 200, allowed: true, remaining: 2 });
+}
+
+for (const [name, dir, check] of [
+  ["chat room (hibernatable WebSockets, tags, attachments, auto-response)", CHAT, chatTest],
+  ["rate limiter (SQL and alarms)", RATE_LIMITER, rateLimiterTest],
+]) {
+  test(`open-do serve runs the ${name} project`, async () => {
+    const server = await openDo(dir, "--data-dir", tempDir());
+    try {
+      await check(server.url);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+
+  test(`the ${name} project passes the same test under Miniflare`, async () => {
+    const mf = await miniflare(dir, tempDir());
+    try {
+      await check(mf.url);
+    } finally {
+      await mf.stop();
+    }
+  });
+}
 
 /** A throwaway project: files by relative path. */
 function project(files) {

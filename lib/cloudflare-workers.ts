@@ -1,5 +1,6 @@
 // `cloudflare:workers` for code run by `open-do serve`: Node resolves the specifier here
 // through module hooks, Bun through a runtime plugin (lib/cli/modules.ts).
+import "./globals.js";
 import { OpenDO } from "./durable-object.js";
 import { RpcStub } from "./rpc/client.js";
 import { RpcTarget } from "./rpc/target.js";

@@ -15,9 +15,7 @@ export { WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websoc
 export { Response, type ResponseInit } from "./response.js";
 export { Server, type ListenOptions, type ExecutionContext, type FetchHandler } from "./server.js";
 
-import { installGlobals } from "./response.js";
-import { Response } from "./response.js";
-import { WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
-installGlobals({ Response, WebSocketPair, WebSocketRequestResponsePair });
+// Cloudflare's globals (WebSocketPair, ...) for Durable Object code written for Cloudflare.
+import "./globals.js";
 export { nodeHandler, type NodeHandler, type NodeHandlerOptions } from "./adapters/node.js";
 export { bunServe, type BunServeOptions } from "./adapters/bun.js";
