@@ -300,6 +300,56 @@ test("what a newcomer hits gets one clear line each, not a stack trace", () => {
   assert.match(kv.stderr, /--port must be a number from 0 to 65535/);
 });
 
+test("--watch reloads on change: calls in flight fail with durableObjectReset, the new code serves the same port", async () => {
+  const worker = (version) => `
+import { DurableObject } from "cloudflare:workers";
+export class Slow extends DurableObject {
+  version() { return "${version}"; }
+  wait() { return new Promise(() => {}); } // settles only by a reset
+}
+export default {
+  async fetch(request, env) {
+    const stub = env.OBJ.getByName("x");
+    if (new URL(request.url).pathname === "/wait") {
+      try {
+        await stub.wait();
+        return new Response("finished");
+      } catch (e) {
+        return Response.json({ message: e.message, durableObjectReset: e.durableObjectReset === true });
+      }
+    }
+    return new Response(await stub.version());
+  },
+};
+`;
+  const dir = project({
+    "wrangler.json": JSON.stringify({
+      name: "watched",
+      main: "index.js",
+      compatibility_date: "2026-07-01",
+      durable_objects: { bindings: [{ name: "OBJ", class_name: "Slow" }] },
+      migrations: [{ tag: "v1", new_sqlite_classes: ["Slow"] }],
+    }),
+    "index.js": worker("v1"),
+  });
+  const server = await openDo(dir, "--watch", "--data-dir", tempDir());
+  try {
+    assert.equal(await (await fetch(server.url)).text(), "v1");
+    const inFlight = fetch(`${server.url}/wait`).then((r) => r.json());
+    await new Promise((resolve) => setTimeout(resolve, 300)); // let the call reach the object
+    fs.writeFileSync(path.join(dir, "index.js"), worker("v2"));
+    assert.deepEqual(await inFlight, { message: "Durable Object reset because its code was updated.", durableObjectReset: true });
+    let version;
+    for (let i = 0; i < 200 && version !== "v2"; i++) {
+      version = await fetch(server.url).then((r) => r.text(), () => undefined); // refused while restarting
+      if (version !== "v2") await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(version, "v2", "the new code serves the same address");
+  } finally {
+    assert.equal(await server.stop(), 0);
+  }
+});
+
 test("open-do --help documents the commands and options", () => {
   const help = openDoOnce("--help");
   assert.equal(help.status, 0);

@@ -44,3 +44,6 @@ export const OVERLOADED_QUEUE = "Durable Object is overloaded. Too many requests
 export const BLOCK_CONCURRENCY_TIMEOUT =
   "A call to blockConcurrencyWhile() in a Durable Object waited for too long. The call was canceled and the Durable Object was reset.";
 export const ABORTED = "Application called abort() to reset Durable Object.";
+
+/** Cloudflare's words when a code update resets objects (`.durableObjectReset`). */
+export const CODE_UPDATED = "Durable Object reset because its code was updated.";

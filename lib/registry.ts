@@ -293,6 +293,15 @@ export class Registry implements ObjectDirectory {
     return stubClassFor(entry.Class, supportsRpc(entry.Class));
   }
 
+  /**
+   * Resets every live object with `error` (Cloudflare does this when a Worker's code is
+   * updated): calls in flight and waiting fail with it, instances are dropped, and writes
+   * already made stay. The next event constructs anew.
+   */
+  resetAll(error: unknown): void {
+    for (const runtime of this.#runtimes.values()) runtime.reset(error);
+  }
+
   /** Lets in-flight work finish, commits every write, and closes every file. */
   async close(): Promise<void> {
     if (this.#closed) return;

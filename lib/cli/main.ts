@@ -1,7 +1,9 @@
 // The `open-do` command.
 import { parseArgs } from "node:util";
 import { ConfigError } from "../wrangler/config.js";
+import { CODE_UPDATED, runtimeError } from "../errors.js";
 import { serve } from "./serve.js";
+import { watch } from "./watch.js";
 
 const HELP = `open-do — Cloudflare Durable Objects on Node.js and Bun
 
@@ -15,7 +17,9 @@ Serve options:
   --data-dir <dir>  Where objects keep their data (default <dir>/.wrangler/state/v3/do,
                     shared with wrangler dev)
   --env <name>      Use the named environment of the wrangler config
-  --watch           Restart when the project's files change (coming)
+  --watch           Reload when a file of the project changes: objects are reset
+                    (calls in flight fail with "Durable Object reset because its code
+                    was updated.") and the new code serves the same port
 
 open-do serve reads wrangler.json, wrangler.jsonc or wrangler.toml: "main" (JavaScript or
 TypeScript), "durable_objects.bindings", "migrations" (SQLite- or KV-backed classes),
@@ -63,8 +67,11 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.watch) {
-    console.error("open-do: --watch is not available yet; restart open-do serve after changes.");
-    return 2;
+    const args: string[] = [];
+    if (values.ip !== undefined) args.push("--ip", values.ip);
+    if (values["data-dir"] !== undefined) args.push("--data-dir", values["data-dir"]);
+    if (values.env !== undefined) args.push("--env", values.env);
+    return watch(dir ?? ".", args, port);
   }
   try {
     const serving = await serve({ dir: dir ?? ".", port, hostname: values.ip, dataDir: values["data-dir"], env: values.env });
@@ -72,9 +79,13 @@ export async function main(argv: string[]): Promise<number> {
     if (names.length > 0) console.log(`open-do: Durable Objects: ${names.join(", ")}`);
     console.log(`open-do: ${serving.config.name} ready on ${serving.server.url}`);
     await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      process.once("SIGINT", () => resolve());
+      process.once("SIGTERM", () => resolve());
+      // From --watch: the code changed. Calls in flight fail as on a deploy.
+      process.once("SIGHUP", () => {
+        serving.registry.resetAll(runtimeError(CODE_UPDATED, { durableObjectReset: true }));
+        resolve();
+      });
     });
     await serving.close();
     return 0;
