@@ -1,8 +1,8 @@
 // On-disk interoperability with Cloudflare's own local runtime, in both directions: Miniflare
 // 4 (the real workerd binary) writes a Durable Object's SQLite file and we read it, we write
 // one and workerd reads it, and the V8-serialized `_cf_KV.value` bytes are identical.
-// Known mismatches (Errors at compatibility dates from 2026-04-21) are `todo` tests at the
-// end: they show what differs without failing the run.
+// Errors stored at compatibility dates from 2026-04-21 match byte for byte when the Registry
+// has the enhanced_error_serialization flag (open-do serve sets it from the project's date).
 //
 // Both sides run the same code (fixtures/miniflare/shared.mjs): writeAll() puts a rich set of
 // values through storage.put, storage.put(entries), storage.kv.put and SQL; readAll() reads
@@ -95,8 +95,8 @@ const objectQuery = `name=${encodeURIComponent(OBJECT_NAME)}`;
  * Runs `fn(ctx, namespace)` inside OBJECT_NAME of Miniflare's namespace (same uniqueKey, so same
  * ids and folder) in a Registry on `dataDir`, then closes the registry (checkpointed, unlocked).
  */
-async function inOurObject(dataDir, fn) {
-  const registry = new Registry({ dataDir });
+async function inOurObject(dataDir, fn, compatibility) {
+  const registry = new Registry({ dataDir, compatibility });
   try {
     const ns = registry.namespace(Store, { uniqueKey: UNIQUE_KEY });
     const stub = ns.getByName(OBJECT_NAME);
@@ -411,14 +411,12 @@ test("Errors written by open-do read in workerd at the current compat date", TIM
   assert.deepEqual(read.get, expected, "workerd reading open-do's errors");
 });
 
-test("Errors written by open-do are stored as workerd stores them at the current compat date", {
-  ...TIMEOUT,
-  todo: "storage.put writes V8's error format; the enhanced writer exists (new ValueEncoder({ errors: \"workerd\" })) and awaits the compat-date wiring (#6)",
-}, async () => {
+test("Errors written by open-do are stored as workerd stores them at the current compat date (enhanced_error_serialization)", TIMEOUT, async () => {
   const mfDir = scratch("errors-enhanced-bytes-mf");
   const ourDir = scratch("errors-enhanced-bytes-open-do");
   const { id } = await withMiniflare(mfDir, (mf) => fetchJson(mf, `/write-errors?${objectQuery}`));
-  await inOurObject(ourDir, (ctx) => writeErrors(ctx.storage));
+  // As open-do serve sets it for a project dated after 2026-04-21.
+  await inOurObject(ourDir, (ctx) => writeErrors(ctx.storage), { enhanced_error_serialization: true });
   const theirs = await rawKv(objectFile(mfDir, id));
   const ours = await rawKv(objectFile(ourDir, id));
   assert.deepEqual(Object.fromEntries(ours.values), Object.fromEntries(theirs.values), "error bytes");

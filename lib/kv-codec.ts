@@ -3,7 +3,16 @@ import { native, out, result } from "./native.js";
 import { deserialize, ValueEncoder } from "./structured-clone.js";
 import { ByteWriter, Reader } from "./wire.js";
 
-const encoder = new ValueEncoder();
+let encoder = new ValueEncoder();
+
+/**
+ * How stored Errors are written: "v8" (V8's own format, what workerd writes before
+ * compat date 2026-04-21) or "workerd" (its enhanced_error_serialization format).
+ * Process-wide: a Registry sets it from its compatibility flags.
+ */
+export function setErrorFormat(errors: "v8" | "workerd"): void {
+  encoder = new ValueEncoder({ errors });
+}
 
 /** The key (or keys, or list options) of the current call, as WTF-8 (see wire.ts). */
 const keys = new ByteWriter(1024);

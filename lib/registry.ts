@@ -10,6 +10,8 @@ import { OpenDO } from "./durable-object.js";
 import { disownGroup, HibernationRecord, ownGroup } from "./object-sockets.js";
 import { Server, type ListenOptions } from "./server.js";
 import type { CompatFlags } from "./wrangler/compat.js";
+import { setErrorFormat } from "./kv-codec.js";
+import { configureWebSockets } from "./websocket.js";
 
 export interface RegistryOptions {
   /** Folder for the objects' SQLite files (workerd's layout), or ":memory:". Default ".open-do". */
@@ -48,7 +50,10 @@ export interface RegistryOptions {
   /**
    * Cloudflare's compatibility flags that change Durable Object behaviour (see
    * lib/wrangler/compat.ts); `open-do serve` derives them from the wrangler config.
-   * Unset flags take today's behaviour.
+   * Unset flags keep open-do's defaults: deleteAll() deletes the alarm, close reasons are
+   * limited to 123 bytes, binary messages of the standard WebSocket API arrive as
+   * ArrayBuffer, stored Errors use V8's format. Some flags are process-wide (WebSockets,
+   * Error format): the last Registry created sets them.
    */
   compatibility?: Partial<CompatFlags>;
   /** ms an alarm() run may take before the object is reset and the run retried. Default 900,000 (Cloudflare's 15 minutes). */
@@ -105,6 +110,12 @@ export class Registry implements ObjectDirectory {
       alarmTimeLimit: positiveInteger(options.alarmTimeLimit, ALARM_TIME_LIMIT_MS, "alarmTimeLimit"),
       deleteAllDeletesAlarm: options.compatibility?.delete_all_deletes_alarm ?? true,
     };
+    const compat = options.compatibility ?? {};
+    setErrorFormat(compat.enhanced_error_serialization === true ? "workerd" : "v8");
+    configureWebSockets({
+      closeReasonByteLimit: compat.websocket_close_reason_byte_limit ?? true,
+      standardBinaryType: (compat.websocket_standard_binary_type ?? false) ? "blob" : "arraybuffer",
+    });
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
     const hibernation = options.hibernationTimeout ?? 10_000;

@@ -25,6 +25,14 @@ const CLOSED = 3;
 
 type Message = string | ArrayBuffer;
 
+/** Compatibility-dependent behaviour (reference §2.17), set by the Registry. */
+const settings = { closeReasonByteLimit: true, standardBinaryType: "arraybuffer" as "arraybuffer" | "blob" };
+
+/** @internal */
+export function configureWebSockets(options: Partial<typeof settings>): void {
+  Object.assign(settings, options);
+}
+
 /** Where hibernatable events go: set by object-sockets.ts. */
 export interface HibernationRouter {
   message(socket: number, group: number, data: Message): void;
@@ -201,7 +209,8 @@ export class WebSocket extends EventTarget {
   readonly url: string | null = null;
   readonly protocol: string | null = null;
   readonly extensions: string | null = null;
-  binaryType: "arraybuffer" | "blob" = "arraybuffer";
+  /** "blob" by default from compat date 2026-03-17 (websocket_standard_binary_type); hibernation handlers always get ArrayBuffer. */
+  binaryType: "arraybuffer" | "blob" = settings.standardBinaryType;
   #readyState = OPEN;
 
   onmessage: ((event: MessageEvent) => void) | null = null;
@@ -324,7 +333,7 @@ export class WebSocket extends EventTarget {
       throw new TypeError(`Invalid WebSocket close code: ${code}.`);
     }
     if (reason !== undefined && code === undefined) throw new TypeError("If you specify a WebSocket close reason, you must also specify a code.");
-    if (reason !== undefined && new TextEncoder().encode(reason).length > 123) {
+    if (settings.closeReasonByteLimit && reason !== undefined && new TextEncoder().encode(reason).length > 123) {
       throw new SyntaxError("The WebSocket close reason must be at most 123 bytes of UTF-8.");
     }
     if (this.#closeSent || this.#readyState === CLOSED) return;
@@ -385,7 +394,7 @@ export class WebSocket extends EventTarget {
     if (this.#readyState === CLOSED) return;
     if (!this.#accepted) return void this.#inbox.push(data);
     queueMicrotask(() => {
-      const event = new MessageEvent("message", { data });
+      const event = new MessageEvent("message", { data: typeof data !== "string" && this.binaryType === "blob" ? new Blob([data]) : data });
       this.onmessage?.(event);
       this.dispatchEvent(event);
     });
