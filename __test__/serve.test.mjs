@@ -59,7 +59,11 @@ async function miniflare(dir, persist) {
     script: bundle.outputFiles[0].text,
     compatibilityDate: config.compatibilityDate,
     bindings: config.vars,
-    durableObjects: Object.fromEntries(config.durableObjects.map((b) => [b.name, { className: b.className, useSQLite: b.storage === "sqlite" }])),
+    durableObjects: {
+      // Unbound classes with storage get a namespace too (what ctx.exports reaches).
+      ...Object.fromEntries([...config.classes].map(([className, storage]) => [`__CLASS_${className}`, { className, useSQLite: storage === "sqlite" }])),
+      ...Object.fromEntries(config.durableObjects.map((b) => [b.name, { className: b.className, useSQLite: b.storage === "sqlite" }])),
+    },
     durableObjectsPersist: persist,
     port: 0,
   });
@@ -217,6 +221,56 @@ function project(files) {
   }
   return dir;
 }
+
+const exportsProject = () =>
+  project({
+    "wrangler.json": JSON.stringify({
+      name: "loopback",
+      main: "index.js",
+      compatibility_date: "2026-07-01",
+      durable_objects: { bindings: [{ name: "CALLER", class_name: "Caller" }] },
+      migrations: [{ tag: "v1", new_sqlite_classes: ["Greeter", "Caller"] }],
+    }),
+    "index.js": `
+import { DurableObject } from "cloudflare:workers";
+export class Greeter extends DurableObject {
+  hello(who) { return "hello " + who + " from " + this.ctx.id.name; }
+}
+export class Caller extends DurableObject {
+  call() { return this.ctx.exports.Greeter.getByName("g").hello("caller"); }
+}
+export default {
+  async fetch(request, env, ctx) {
+    const path = new URL(request.url).pathname;
+    if (path === "/direct") return new Response(await ctx.exports.Greeter.getByName("g").hello("worker"));
+    if (path === "/loopback") return ctx.exports.default.fetch("http://self/direct");
+    return new Response(await env.CALLER.getByName("c").call());
+  },
+};
+`,
+  });
+
+async function exportsTest(base) {
+  assert.equal(await (await fetch(`${base}/`)).text(), "hello caller from g", "an object reaches an unbound class through ctx.exports");
+  assert.equal(await (await fetch(`${base}/direct`)).text(), "hello worker from g", "so does the Worker's handler");
+  assert.equal(await (await fetch(`${base}/loopback`)).text(), "hello worker from g", "ctx.exports.default is the Worker itself");
+}
+
+test("ctx.exports (compat 2025-11-17): the Worker's own classes and default export as bindings", async () => {
+  const dir = exportsProject();
+  const server = await openDo(dir, "--data-dir", tempDir());
+  try {
+    await exportsTest(server.url);
+  } finally {
+    await server.stop();
+  }
+  const mf = await miniflare(dir, tempDir());
+  try {
+    await exportsTest(mf.url);
+  } finally {
+    await mf.stop();
+  }
+});
 
 test("wrangler.toml, named environments (not inheriting bindings), KV-backed classes refusing SQL", async () => {
   const dir = project({

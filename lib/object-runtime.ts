@@ -34,6 +34,8 @@ export interface RuntimeLimits extends AlarmLimits {
   blockConcurrencyWhileTimeout: number;
   /** deleteAll() deletes the alarm too (compat flag delete_all_deletes_alarm, 2026-02-24). */
   deleteAllDeletesAlarm: boolean;
+  /** What ctx.exports returns (undefined: not enabled). */
+  exports: Record<string, unknown> | undefined;
 }
 
 
@@ -395,6 +397,10 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
 
   alarmChanged(): void {
     this.alarms.changed();
+  }
+
+  get exports(): Record<string, unknown> | undefined {
+    return this.#limits.exports;
   }
 
   get deleteAllDeletesAlarm(): boolean {

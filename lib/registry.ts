@@ -56,6 +56,12 @@ export interface RegistryOptions {
    * Error format): the last Registry created sets them.
    */
   compatibility?: Partial<CompatFlags>;
+  /**
+   * What `ctx.exports` gives objects (and `ctx.exports` in listen()'s handler): the
+   * Worker's own exports as bindings. `open-do serve` fills it; the object is shared, so it
+   * may be filled after the Registry is made.
+   */
+  exports?: Record<string, unknown>;
   /** ms an alarm() run may take before the object is reset and the run retried. Default 900,000 (Cloudflare's 15 minutes). */
   alarmTimeLimit?: number;
 }
@@ -109,6 +115,7 @@ export class Registry implements ObjectDirectory {
       alarmRetryScale: positiveNumber(options.alarmRetryScale, 1, "alarmRetryScale"),
       alarmTimeLimit: positiveInteger(options.alarmTimeLimit, ALARM_TIME_LIMIT_MS, "alarmTimeLimit"),
       deleteAllDeletesAlarm: options.compatibility?.delete_all_deletes_alarm ?? true,
+      exports: options.compatibility?.enable_ctx_exports === false ? undefined : options.exports,
     };
     const compat = options.compatibility ?? {};
     setErrorFormat(compat.enhanced_error_serialization === true ? "workerd" : "v8");
@@ -283,7 +290,7 @@ export class Registry implements ObjectDirectory {
    */
   async listen(options: ListenOptions): Promise<Server> {
     this.#checkOpen();
-    const server = new Server(options, this.#env);
+    const server = new Server(options, this.#env, this.#limits.exports);
     this.#servers.add(server);
     return server;
   }

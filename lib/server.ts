@@ -10,6 +10,8 @@ export interface ExecutionContext {
   waitUntil(promise: Promise<unknown>): void;
   passThroughOnException(): void;
   readonly props: Record<string, unknown>;
+  /** The Worker's own exports as bindings (see RegistryOptions.exports). */
+  readonly exports?: Record<string, unknown>;
 }
 
 export type FetchHandler = (request: Request, env: any, ctx: ExecutionContext) => Response | Promise<Response>;
@@ -38,13 +40,15 @@ export class Server {
   readonly #id: number;
   readonly #fetch: FetchHandler;
   readonly #env: unknown;
+  readonly #exports: Record<string, unknown> | undefined;
   #closed: Promise<void> | undefined;
   #onClosed: () => void = () => {};
   /** Requests whose response is still going out, and waitUntil() promises. */
   readonly #inFlight = new Set<Promise<unknown>>();
 
   /** @internal Use registry.listen(). */
-  constructor(options: ListenOptions, env: unknown) {
+  constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>) {
+    this.#exports = exports;
     if (typeof options?.fetch !== "function") throw new TypeError("listen() needs a fetch(request, env, ctx) handler.");
     startNet();
     this.#fetch = options.fetch;
@@ -108,6 +112,7 @@ export class Server {
       waitUntil: (promise) => this.#track(Promise.resolve(promise)),
       passThroughOnException: () => {},
       props: {},
+      exports: this.#exports,
     };
     const done = (async () => {
       let response: unknown;

@@ -8,10 +8,14 @@ import type { WebSocket, WebSocketRequestResponsePair } from "./websocket.js";
 export interface StateHost {
   readonly storage: DurableObjectStorage;
   readonly sockets: ObjectSockets;
+  /** ctx.exports: loopback bindings to the Worker's own exports (undefined when not enabled). */
+  readonly exports: Record<string, unknown> | undefined;
   waitUntil(promise: Promise<unknown>): void;
   blockConcurrencyWhile<T>(callback: () => Promise<T>): Promise<T>;
   abort(reason?: unknown, options?: { retryAlarm?: boolean }): never;
 }
+
+const EMPTY_PROPS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 export class DurableObjectState {
   readonly #host: StateHost;
@@ -25,6 +29,20 @@ export class DurableObjectState {
 
   get storage(): DurableObjectStorage {
     return this.#host.storage;
+  }
+
+  /**
+   * The Worker's own exports as bindings (compat flag enable_ctx_exports, 2025-11-17):
+   * a DurableObjectNamespace per Durable Object class with storage, and the default
+   * export as a Fetcher. Filled by `open-do serve`, or the Registry's `exports` option.
+   */
+  get exports(): Record<string, unknown> | undefined {
+    return this.#host.exports;
+  }
+
+  /** Cloudflare's `ctx.props`: none are passed to Durable Objects here. */
+  get props(): Record<string, unknown> {
+    return EMPTY_PROPS;
   }
 
   /** Keeps the object alive until `promise` settles; does not delay the response. */

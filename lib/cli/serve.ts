@@ -52,7 +52,8 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   }
 
   const dataDir = options.dataDir ?? path.join(config.dir, ".wrangler", "state", "v3", "do");
-  const registry = new Registry({ dataDir, env: workerEnv, compatibility: flags });
+  const exports: Record<string, unknown> = {};
+  const registry = new Registry({ dataDir, env: workerEnv, compatibility: flags, exports });
   for (const binding of config.durableObjects) {
     const Class = mod[binding.className];
     if (typeof Class !== "function") {
@@ -75,6 +76,7 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     await registry.close();
     throw error;
   }
+  fillExports(exports, mod, config, registry, fetch);
   const server = await registry.listen({ port: options.port ?? 8787, hostname: options.hostname ?? "127.0.0.1", fetch, env: workerEnv });
   const warn = options.warn ?? ((line: string) => console.warn(line));
   for (const line of warnings) warn(line);
@@ -85,6 +87,25 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     async close() {
       await registry.close();
       await pendingWork();
+    },
+  };
+}
+
+/**
+ * ctx.exports: a namespace for each exported Durable Object class that has storage (bound,
+ * or created by a migration), and the default export as a Fetcher.
+ */
+function fillExports(exports: Record<string, unknown>, mod: Record<string, unknown>, config: WorkerConfig, registry: Registry, fetch: FetchHandler): void {
+  for (const [name, value] of Object.entries(mod)) {
+    if (name === "default" || typeof value !== "function" || !(value.prototype instanceof OpenDO)) continue;
+    const storage = config.classes.get(name) ?? config.durableObjects.find((b) => b.className === name)?.storage;
+    if (storage === undefined) continue;
+    exports[name] = registry.namespace(value as new (...args: any[]) => object, { uniqueKey: `${config.name}-${name}`, storage });
+  }
+  exports.default = {
+    fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+      const ctx: ExecutionContext = { waitUntil: () => {}, passThroughOnException: () => {}, props: {}, exports };
+      return Promise.resolve(fetch(new Request(input, init), workerEnv, ctx));
     },
   };
 }

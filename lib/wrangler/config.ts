@@ -37,6 +37,8 @@ export interface WorkerConfig {
   compatibilityFlags: string[];
   vars: Record<string, unknown>;
   durableObjects: DurableObjectBinding[];
+  /** Every class the migrations leave alive, with its backend (bound or not). */
+  classes: Map<string, StorageBackend>;
   /** Bindings of other products, which open-do does not provide: [kind, name]. */
   unsupported: [string, string][];
 }
@@ -164,6 +166,7 @@ export function resolveConfig(raw: Record<string, any>, file: string, envName?: 
     compatibilityFlags: flags,
     vars,
     durableObjects,
+    classes: backends,
     unsupported,
   };
 }
