@@ -5,7 +5,7 @@ import { commitPending } from "./commits.js";
 import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
 import { native } from "./native.js";
 import { ObjectRuntime, type ObjectClass, type RuntimeLimits } from "./object-runtime.js";
-import { DurableObjectStub, stubClassFor } from "./stub.js";
+import { DurableObjectStub, fetchOnlyStubClass, stubClassFor } from "./stub.js";
 import { OpenDO } from "./durable-object.js";
 import { disownGroup, HibernationRecord, ownGroup } from "./object-sockets.js";
 import { Server, type ListenOptions } from "./server.js";
@@ -81,6 +81,8 @@ export interface NamespaceOptions {
 export interface ObjectDirectory {
   runtime(uniqueKey: string, id: DurableObjectId): ObjectRuntime;
   stubClass(uniqueKey: string): typeof DurableObjectStub;
+  /** stub.fetch() needs an absolute URL (compat flag durable_object_fetch_requires_full_url). */
+  readonly fetchRequiresFullUrl: boolean;
 }
 
 const HEX_ID = /^[0-9a-fA-F]{64}$/;
@@ -94,6 +96,9 @@ export class Registry implements ObjectDirectory {
   readonly #runtimes = new Map<string, ObjectRuntime>();
   readonly #idleTimeout: number;
   readonly #hibernationTimeout: number;
+  readonly fetchRequiresFullUrl: boolean;
+  /** Stubs have RPC (compat flag rpc, 2024-04-03). */
+  readonly #rpc: boolean;
   /** What each object's WebSockets keep through hibernation and eviction. */
   readonly #hibernation = new Map<string, HibernationRecord>();
   readonly #servers = new Set<Server>();
@@ -118,6 +123,8 @@ export class Registry implements ObjectDirectory {
       exports: options.compatibility?.enable_ctx_exports === false ? undefined : options.exports,
     };
     const compat = options.compatibility ?? {};
+    this.fetchRequiresFullUrl = compat.durable_object_fetch_requires_full_url ?? true;
+    this.#rpc = compat.rpc ?? true;
     setErrorFormat(compat.enhanced_error_serialization === true ? "workerd" : "v8");
     configureWebSockets({
       closeReasonByteLimit: compat.websocket_close_reason_byte_limit ?? true,
@@ -308,6 +315,7 @@ export class Registry implements ObjectDirectory {
   stubClass(uniqueKey: string): typeof DurableObjectStub {
     const entry = this.#namespaces.get(uniqueKey);
     if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
+    if (!this.#rpc) return fetchOnlyStubClass();
     return stubClassFor(entry.Class, supportsRpc(entry.Class));
   }
 

@@ -38,7 +38,7 @@ class DurableObjectStubBase<T = unknown> {
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     let request: Request;
     try {
-      request = toRequest(input, init);
+      request = toRequest(input, init, this.#directory.fetchRequiresFullUrl);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -140,9 +140,26 @@ export type RpcMethods<T> = {
 export type DurableObjectStub<T = unknown> = DurableObjectStubBase<T> & RpcMethods<T>;
 export const DurableObjectStub = DurableObjectStubBase;
 
-function toRequest(input: RequestInfo | URL, init: RequestInit | undefined): Request {
+function toRequest(input: RequestInfo | URL, init: RequestInit | undefined, fullUrl: boolean): Request {
   if (input instanceof Request) return init === undefined ? input : new Request(input, init);
   const url = String(input);
-  if (!URL.canParse(url)) throw new TypeError(`Fetch API cannot load: ${url}`);
-  return new Request(url, init);
+  if (URL.canParse(url)) return new Request(url, init);
+  // Before compat date 2021-11-10 (durable_object_fetch_requires_full_url) a path was taken
+  // relative to a placeholder host.
+  if (!fullUrl && URL.canParse(url, "https://fake-host/")) return new Request(new URL(url, "https://fake-host/"), init);
+  throw new TypeError(`Fetch API cannot load: ${url}`);
+}
+
+/**
+ * Stubs of Workers dated before 2024-04-03 (the `rpc` flag): fetch() only, no wildcard
+ * RPC properties. The methods of the base class, on a prototype chain without the proxy.
+ */
+let fetchOnly: typeof DurableObjectStubBase | undefined;
+export function fetchOnlyStubClass(): typeof DurableObjectStubBase {
+  if (fetchOnly !== undefined) return fetchOnly;
+  const Legacy = class<T> extends DurableObjectStubBase<T> {} as typeof DurableObjectStubBase;
+  const base = Object.create(Object.prototype, Object.getOwnPropertyDescriptors(DurableObjectStubBase.prototype));
+  delete base.constructor;
+  Object.setPrototypeOf(Legacy.prototype, base);
+  return (fetchOnly = Legacy);
 }

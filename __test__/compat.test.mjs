@@ -1,0 +1,94 @@
+// Compatibility flags that change Durable Object behaviour (reference §2.17): the Registry's
+// `compatibility` option (open-do serve derives it from the wrangler config's date and flags).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { DurableObject, Registry, WebSocketPair, runInDurableObject } from "../index.js";
+import { compatFlags } from "../dist/wrangler/compat.js";
+
+class Thing extends DurableObject {
+  fetch(request) {
+    return new Response(request.url);
+  }
+  ping() {
+    return "pong";
+  }
+  alarm() {}
+}
+
+test("flags follow the compatibility date, and named flags (or their no_ forms) override it", () => {
+  const old = compatFlags("2021-01-01");
+  assert.equal(old.durable_object_fetch_requires_full_url, false);
+  assert.equal(old.rpc, false);
+  const mid = compatFlags("2026-02-01");
+  assert.equal(mid.rpc, true);
+  assert.equal(mid.delete_all_deletes_alarm, false);
+  assert.equal(mid.enhanced_error_serialization, false);
+  const now = compatFlags("2026-07-01");
+  assert.ok(Object.values(now).every(Boolean), "every flag is on at a current date");
+  assert.equal(compatFlags("2026-07-01", ["no_enhanced_error_serialization"]).enhanced_error_serialization, false);
+  assert.equal(compatFlags("2026-01-01", ["delete_all_deletes_alarm"]).delete_all_deletes_alarm, true);
+});
+
+test("rpc (2024-04-03): older stubs have fetch() only", async () => {
+  const registry = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2024-01-01") });
+  const stub = registry.namespace(Thing).getByName("a");
+  assert.equal(stub.ping, undefined, "no RPC methods");
+  assert.equal(stub.anything, undefined, "no wildcard properties");
+  assert.equal(await (await stub.fetch("https://x.test/ok")).text(), "https://x.test/ok");
+  await registry.close();
+
+  const current = new Registry({ dataDir: ":memory:" });
+  assert.equal(await current.namespace(Thing).getByName("a").ping(), "pong");
+  await current.close();
+});
+
+test("durable_object_fetch_requires_full_url (2021-11-10): before it, stub.fetch() takes a path", async () => {
+  const old = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2021-01-01") });
+  assert.equal(await (await old.namespace(Thing).getByName("a").fetch("/path?x=1")).text(), "https://fake-host/path?x=1");
+  await old.close();
+  const current = new Registry({ dataDir: ":memory:" });
+  await assert.rejects(current.namespace(Thing).getByName("a").fetch("/path"), { name: "TypeError", message: "Fetch API cannot load: /path" });
+  await current.close();
+});
+
+test("delete_all_deletes_alarm (2026-02-24): before it, deleteAll() keeps the alarm", async () => {
+  for (const [date, kept] of [
+    ["2026-01-01", true],
+    ["2026-07-01", false],
+  ]) {
+    const registry = new Registry({ dataDir: ":memory:", compatibility: compatFlags(date) });
+    const stub = registry.namespace(Thing).getByName("a");
+    const at = Date.now() + 3_600_000;
+    const after = await runInDurableObject(stub, async (_instance, ctx) => {
+      await ctx.storage.put("k", 1);
+      await ctx.storage.setAlarm(at);
+      await ctx.storage.deleteAll();
+      return { alarm: await ctx.storage.getAlarm(), k: await ctx.storage.get("k") };
+    });
+    assert.deepEqual(after, { alarm: kept ? at : null, k: undefined }, date);
+    await registry.close();
+  }
+});
+
+test("websocket_close_reason_byte_limit (2026-03-03) and websocket_standard_binary_type (2026-03-17)", async () => {
+  const old = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2026-01-01") });
+  let [client, server] = Object.values(new WebSocketPair());
+  assert.equal(server.binaryType, "arraybuffer");
+  server.accept();
+  server.close(1000, "x".repeat(200)); // no byte limit before the flag
+  await old.close();
+
+  const current = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2026-07-01") });
+  [client, server] = Object.values(new WebSocketPair());
+  assert.equal(server.binaryType, "blob");
+  server.accept();
+  client.accept();
+  const received = new Promise((resolve) => server.addEventListener("message", (e) => resolve(e.data)));
+  client.send(new Uint8Array([1, 2, 3]));
+  const data = await received;
+  assert.ok(data instanceof Blob, "binary messages of the standard API arrive as Blob");
+  assert.deepEqual([...new Uint8Array(await data.arrayBuffer())], [1, 2, 3]);
+  assert.throws(() => server.close(1000, "x".repeat(124)), SyntaxError);
+  await current.close();
+  await new Registry({ dataDir: ":memory:" }).close(); // back to the defaults for the files that run next
+});
