@@ -2,7 +2,7 @@
 // `compatibility` option (open-do serve derives it from the wrangler config's date and flags).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DurableObject, Registry, WebSocketPair, runInDurableObject } from "../index.js";
+import { DurableObject, Registry, RpcStub, RpcTarget, WebSocketPair, runInDurableObject } from "../index.js";
 import { compatFlags } from "../dist/wrangler/compat.js";
 
 class Thing extends DurableObject {
@@ -11,6 +11,9 @@ class Thing extends DurableObject {
   }
   ping() {
     return "pong";
+  }
+  async use(counter) {
+    return counter.increment();
   }
   alarm() {}
 }
@@ -40,6 +43,28 @@ test("rpc (2024-04-03): older stubs have fetch() only", async () => {
   const current = new Registry({ dataDir: ":memory:" });
   assert.equal(await current.namespace(Thing).getByName("a").ping(), "pong");
   await current.close();
+});
+
+class Counter extends RpcTarget {
+  n = 0;
+  increment() {
+    return ++this.n;
+  }
+}
+
+test("rpc_params_dup_stubs (2026-01-20): before it, a stub passed as an argument is transferred", async () => {
+  for (const [date, callerKeepsIt] of [
+    ["2025-06-01", false],
+    ["2026-07-01", true],
+  ]) {
+    const registry = new Registry({ dataDir: ":memory:", compatibility: compatFlags(date) });
+    const counter = new RpcStub(new Counter());
+    assert.equal(await registry.namespace(Thing).getByName("a").use(counter), 1);
+    if (callerKeepsIt) assert.equal(await counter.increment(), 2, date);
+    else await assert.rejects(async () => counter.increment(), /disposed/i, date);
+    await registry.close();
+  }
+  await new Registry({ dataDir: ":memory:" }).close();
 });
 
 test("durable_object_fetch_requires_full_url (2021-11-10): before it, stub.fetch() takes a path", async () => {

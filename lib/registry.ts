@@ -11,6 +11,7 @@ import { disownGroup, HibernationRecord, ownGroup } from "./object-sockets.js";
 import { Server, type ListenOptions } from "./server.js";
 import type { CompatFlags } from "./wrangler/compat.js";
 import { setErrorFormat } from "./kv-codec.js";
+import { setArgumentStubTransfer } from "./rpc/copy.js";
 import { configureWebSockets } from "./websocket.js";
 
 export interface RegistryOptions {
@@ -126,6 +127,7 @@ export class Registry implements ObjectDirectory {
     this.fetchRequiresFullUrl = compat.durable_object_fetch_requires_full_url ?? true;
     this.#rpc = compat.rpc ?? true;
     setErrorFormat(compat.enhanced_error_serialization === true ? "workerd" : "v8");
+    setArgumentStubTransfer(compat.rpc_params_dup_stubs === false);
     configureWebSockets({
       closeReasonByteLimit: compat.websocket_close_reason_byte_limit ?? true,
       standardBinaryType: (compat.websocket_standard_binary_type ?? false) ? "blob" : "arraybuffer",

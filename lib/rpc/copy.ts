@@ -18,10 +18,28 @@ const MOVED: Function[] = [Request, Response, Headers, ReadableStream, WritableS
   (C) => typeof C === "function",
 );
 
+/**
+ * Before compat date 2026-01-20 (rpc_params_dup_stubs) a stub passed as an argument is
+ * transferred: the receiver gets it and the caller's stub is disposed. Set by the Registry.
+ */
+let transferArgumentStubs = false;
+
+/** @internal */
+export function setArgumentStubTransfer(transfer: boolean): void {
+  transferArgumentStubs = transfer;
+}
+
 class Copier {
   readonly seen = new Map<object, unknown>();
   /** Stubs made for the receiver (disposed with the call, or with the result). */
   readonly created: Hook[] = [];
+  /** The caller's stubs that this copy transfers (disposed once copied). */
+  readonly transferred: Hook[] = [];
+  readonly #transfer: boolean;
+
+  constructor(transfer = false) {
+    this.#transfer = transfer;
+  }
 
   copy(value: unknown): unknown {
     switch (typeof value) {
@@ -51,6 +69,7 @@ class Copier {
     if ((value as Record<symbol, unknown>)[PROPERTY] !== undefined) throw notSerializable("JsRpcProperty");
     const existing = hookOf(value);
     const hook = existing !== undefined ? existing.dup() : new Capability(value).hook();
+    if (existing !== undefined && this.#transfer) this.transferred.push(existing);
     this.created.push(hook);
     return this.#keep(value, makeStub(hook));
   }
@@ -108,8 +127,9 @@ class Copier {
 /** Arguments of a call, copied for the receiver. */
 export function copyArgs(args: unknown[]): { values: unknown[]; created: Hook[] } {
   if (args.length === 0) return { values: args, created: [] };
-  const copier = new Copier();
+  const copier = new Copier(transferArgumentStubs);
   const values = args.map((a) => copier.copy(a));
+  disposeAll(copier.transferred);
   return { values, created: copier.created };
 }
 
