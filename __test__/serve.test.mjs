@@ -354,6 +354,45 @@ test("what a newcomer hits gets one clear line each, not a stack trace", () => {
   assert.match(kv.stderr, /--port must be a number from 0 to 65535/);
 });
 
+test("a WorkerEntrypoint class as the default export, with waitUntil and env from cloudflare:workers", async () => {
+  const dir = project({
+    "wrangler.jsonc": JSON.stringify({
+      name: "entry",
+      main: "index.mjs",
+      compatibility_date: "2026-07-01",
+      vars: { WORD: "word" },
+      durable_objects: { bindings: [{ name: "BOX", class_name: "Box" }] },
+      migrations: [{ tag: "v1", new_sqlite_classes: ["Box"] }],
+    }),
+    "index.mjs": `
+import { DurableObject, WorkerEntrypoint, env, waitUntil } from "cloudflare:workers";
+export class Box extends DurableObject {
+  word() { return this.env.WORD; }
+}
+export default class extends WorkerEntrypoint {
+  async fetch(request) {
+    waitUntil(this.env.BOX.getByName("b").word());
+    this.ctx.waitUntil(Promise.resolve());
+    return new Response((await this.env.BOX.getByName("b").word()) + " " + env.WORD + " " + new URL(request.url).pathname);
+  }
+}
+`,
+  });
+  const check = async (base) => assert.equal(await (await fetch(`${base}/p`)).text(), "word word /p");
+  const server = await openDo(dir, "--data-dir", tempDir());
+  try {
+    await check(server.url);
+  } finally {
+    assert.equal(await server.stop(), 0);
+  }
+  const mf = await miniflare(dir, tempDir());
+  try {
+    await check(mf.url);
+  } finally {
+    await mf.stop();
+  }
+});
+
 test("--watch reloads on change: calls in flight fail with durableObjectReset, the new code serves the same port", async () => {
   const worker = (version) => `
 import { DurableObject } from "cloudflare:workers";
