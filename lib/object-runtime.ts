@@ -66,9 +66,10 @@ const WAIT_UNTIL_LIMIT_MS = 15 * 60 * 1000;
 
 /** What the registry gives an object for its WebSockets. */
 export interface SocketSetup {
-  record: HibernationRecord;
-  /** Creates the record's group and makes this object its owner. */
-  register: () => void;
+  /** What hibernation kept of this object's sockets, if it ever had any. */
+  record: HibernationRecord | undefined;
+  /** Creates the object's record and group (this object owning it) and returns it. */
+  register: () => HibernationRecord;
 }
 
 export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {

@@ -76,24 +76,38 @@ export function disownGroup(record: HibernationRecord): void {
 }
 
 export class ObjectSockets {
-  readonly #record: HibernationRecord;
+  /** Created on first need (see #ensure): objects that never use sockets keep none. */
+  #record: HibernationRecord | undefined;
   readonly #owner: SocketOwner;
   /** Server ends the current instance has seen, by socket id. */
   readonly #wrappers = new Map<number, WebSocket>();
 
-  readonly #register: () => void;
+  readonly #register: () => HibernationRecord;
 
-  /** `register` creates the object's group (see ownGroup) the first time one is needed. */
-  constructor(record: HibernationRecord, owner: SocketOwner, register: () => void) {
+  /**
+   * `record` is what hibernation kept of the object, if anything; `register` creates its
+   * record and group (see ownGroup) the first time one is needed.
+   */
+  constructor(record: HibernationRecord | undefined, owner: SocketOwner, register: () => HibernationRecord) {
     this.#record = record;
     this.#owner = owner;
     this.#register = register;
   }
 
+  /** The record, with its group, created on first need. */
+  #ensure(): HibernationRecord {
+    if (this.#record === undefined || this.#record.group === 0) this.#record = this.#register();
+    return this.#record;
+  }
+
   /** The group, created on first need: objects that never accept a socket cost nothing. */
   get #group(): number {
-    if (this.#record.group === 0) this.#register();
-    return this.#record.group;
+    return this.#ensure().group;
+  }
+
+  /** The group if there is one yet (0: none). */
+  get #existingGroup(): number {
+    return this.#record?.group ?? 0;
   }
 
   accept(ws: WebSocket, tags: string[] = []): void {
@@ -111,7 +125,7 @@ export class ObjectSockets {
   }
 
   getWebSockets(tag?: string): WebSocket[] {
-    if (this.#record.group === 0) return [];
+    if (this.#existingGroup === 0) return [];
     const ids = native.netGroupSockets(this.#group, tag === undefined ? undefined : String(tag));
     return ids.map((id) => this.wrapper(id));
   }
@@ -124,7 +138,7 @@ export class ObjectSockets {
 
   setAutoResponse(pair?: WebSocketRequestResponsePair): void {
     if (pair === undefined || pair === null) {
-      if (this.#record.group !== 0) native.netSetAutoResponse(this.#group, null, null);
+      if (this.#existingGroup !== 0) native.netSetAutoResponse(this.#existingGroup, null, null);
       return;
     }
     if (!(pair instanceof WebSocketRequestResponsePair)) throw new TypeError("setWebSocketAutoResponse() expects a WebSocketRequestResponsePair.");
@@ -140,7 +154,7 @@ export class ObjectSockets {
   }
 
   getAutoResponse(): WebSocketRequestResponsePair | null {
-    if (this.#record.group === 0) return null;
+    if (this.#existingGroup === 0) return null;
     const pair = native.netAutoResponse(this.#group);
     return pair === null ? null : new WebSocketRequestResponsePair(pair[0]!, pair[1]!);
   }
@@ -153,21 +167,21 @@ export class ObjectSockets {
 
   setEventTimeout(ms?: number): void {
     if (ms === undefined || ms === 0) {
-      this.#record.eventTimeout = null;
+      if (this.#record !== undefined) this.#record.eventTimeout = null;
       return;
     }
     if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) throw new TypeError("The hibernatable WebSocket event timeout must be a number of milliseconds.");
     if (ms > MAX_EVENT_TIMEOUT_MS) throw new Error(`Event timeout should not exceed ${MAX_EVENT_TIMEOUT_MS} ms.`);
-    this.#record.eventTimeout = ms;
+    this.#ensure().eventTimeout = ms;
   }
 
   getEventTimeout(): number | null {
-    return this.#record.eventTimeout;
+    return this.#record?.eventTimeout ?? null;
   }
 
   /** Hibernatable sockets are open: the object may hibernate rather than be evicted. */
   get any(): boolean {
-    return this.#record.group !== 0 && native.netGroupSize(this.#record.group) > 0;
+    return this.#existingGroup !== 0 && native.netGroupSize(this.#existingGroup) > 0;
   }
 
   /** The server end's JS object for socket `id` (a new one after hibernation). */

@@ -188,9 +188,15 @@ export class Registry implements ObjectDirectory {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
       const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
-      let record = this.#hibernation.get(key);
-      if (record === undefined) this.#hibernation.set(key, (record = new HibernationRecord()));
-      const sockets = { record, register: () => ownGroup(record, this.#socketHost(uniqueKey, id)) };
+      const sockets = {
+        record: this.#hibernation.get(key),
+        register: () => {
+          let record = this.#hibernation.get(key);
+          if (record === undefined) this.#hibernation.set(key, (record = new HibernationRecord()));
+          if (record.group === 0) ownGroup(record, this.#socketHost(uniqueKey, id));
+          return record;
+        },
+      };
       runtime = new ObjectRuntime(id, handle, entry.Class, this.#env, this.#limits, supportsRpc(entry.Class), this.#alarmScheduler(uniqueKey, id), sockets, entry.sqlBacked);
       this.#runtimes.set(key, runtime);
       this.#startSweeper();
