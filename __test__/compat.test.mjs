@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DurableObject, Registry, RpcStub, RpcTarget, WebSocketPair, runInDurableObject } from "../index.js";
 import { compatFlags } from "../dist/wrangler/compat.js";
+import WsClient from "ws";
 
 class Thing extends DurableObject {
   fetch(request) {
@@ -116,4 +117,36 @@ test("websocket_close_reason_byte_limit (2026-03-03) and websocket_standard_bina
   assert.throws(() => server.close(1000, "x".repeat(124)), SyntaxError);
   await current.close();
   await new Registry({ dataDir: ":memory:" }).close(); // back to the defaults for the files that run next
+});
+
+class Answering extends DurableObject {
+  fetch(request) {
+    const [client, server] = Object.values(new WebSocketPair());
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ answer: new URL(request.url).searchParams.has("answer") });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+  webSocketClose(ws, code, reason) {
+    if (ws.deserializeAttachment().answer) ws.close(code, reason);
+  }
+}
+
+test("web_socket_auto_reply_to_close (2026-04-07): before it, a peer's Close is answered only by the object's close()", async () => {
+  const closeCode = async (date, query) => {
+    const registry = new Registry({ dataDir: ":memory:", compatibility: compatFlags(date) });
+    const ns = registry.namespace(Answering);
+    const server = await registry.listen({ port: 0, fetch: (request) => ns.getByName("a").fetch(request) });
+    // A client that gives up quickly on an unanswered Close (then reports 1006).
+    const client = new WsClient(`${server.url.replace("http", "ws")}/${query}`, { closeTimeout: 300 });
+    await new Promise((resolve, reject) => client.on("open", resolve).on("error", reject));
+    const closed = new Promise((resolve) => client.on("close", (code) => resolve(code)));
+    client.close(4000, "bye");
+    const code = await closed;
+    await registry.close();
+    return code;
+  };
+  assert.equal(await closeCode("2026-01-01", "?answer"), 4000, "the object's close() answers");
+  assert.equal(await closeCode("2026-01-01", ""), 1006, "nobody answers: the client gives up");
+  assert.equal(await closeCode("2026-07-01", ""), 4000, "the runtime answers by itself");
+  await new Registry({ dataDir: ":memory:" }).close();
 });

@@ -129,6 +129,7 @@ export class Registry implements ObjectDirectory {
     setErrorFormat(compat.enhanced_error_serialization === true ? "workerd" : "v8");
     setArgumentStubTransfer(compat.rpc_params_dup_stubs === false);
     configureWebSockets({
+      closeAutoReply: compat.web_socket_auto_reply_to_close ?? true,
       closeReasonByteLimit: compat.websocket_close_reason_byte_limit ?? true,
       standardBinaryType: (compat.websocket_standard_binary_type ?? false) ? "blob" : "arraybuffer",
     });

@@ -26,11 +26,12 @@ const CLOSED = 3;
 type Message = string | ArrayBuffer;
 
 /** Compatibility-dependent behaviour (reference §2.17), set by the Registry. */
-const settings = { closeReasonByteLimit: true, standardBinaryType: "arraybuffer" as "arraybuffer" | "blob" };
+const settings = { closeReasonByteLimit: true, standardBinaryType: "arraybuffer" as "arraybuffer" | "blob", closeAutoReply: true };
 
 /** @internal */
 export function configureWebSockets(options: Partial<typeof settings>): void {
   Object.assign(settings, options);
+  if (options.closeAutoReply !== undefined) native.netSetCloseAutoReply(options.closeAutoReply);
 }
 
 /** Where hibernatable events go: set by object-sockets.ts. */
@@ -337,9 +338,12 @@ export class WebSocket extends EventTarget {
       throw new SyntaxError("The WebSocket close reason must be at most 123 bytes of UTF-8.");
     }
     if (this.#closeSent || this.#readyState === CLOSED) return;
+    // The answer to a peer's Close that the runtime left to us: the socket is then closed.
+    const answering = this.#readyState === CLOSING;
     this.#closeSent = true;
     if (this.#readyState === OPEN) this.#readyState = CLOSING;
     this.#output(() => this.#transmitClose(code, reason ?? ""));
+    if (answering) this.#readyState = CLOSED;
   }
 
   /** Sends wait for the owning object's writes (Cloudflare's output gate), in order. */
@@ -403,7 +407,10 @@ export class WebSocket extends EventTarget {
   /** @internal The connection closed (a Close frame, or 1006 without one). */
   _closed(code: number, reason: string, clean: boolean): void {
     if (this.#readyState === CLOSED) return;
-    this.#readyState = CLOSED;
+    // Without auto-reply (compat date before 2026-04-07) a peer's Close waits for ours:
+    // the socket is CLOSING until close() answers it.
+    const awaitingAnswer = clean && !settings.closeAutoReply && !this.#closeSent && this._connection?.network === true;
+    this.#readyState = awaitingAnswer ? CLOSING : CLOSED;
     if (this._hibernatable) return; // the object's webSocketClose() hears it
     const event = new CloseEventClass("close", { code, reason, wasClean: clean });
     this.onclose?.(event);

@@ -317,3 +317,10 @@ pub fn net_auto_responded_at(socket: u32) -> napi::Result<Option<f64>> {
 pub fn net_auto_reply(socket: u32, text: String) -> napi::Result<Option<String>> {
     Ok(net()?.auto_reply(socket, &text))
 }
+
+/// Whether the runtime answers a peer's Close itself (compat flag web_socket_auto_reply_to_close).
+#[napi]
+pub fn net_set_close_auto_reply(on: bool) -> napi::Result<()> {
+    net()?.set_close_auto_reply(on);
+    Ok(())
+}

@@ -221,6 +221,11 @@ impl Net {
 
     // ---- sockets ---------------------------------------------------------------------
 
+    /// Whether the runtime answers a peer's Close itself (see Sockets).
+    pub fn set_close_auto_reply(&self, on: bool) {
+        self.inner.sockets.set_close_auto_reply(on)
+    }
+
     /// A socket whose transport the host runs (only its hibernation state lives here).
     pub fn create_socket(&self) -> u32 {
         self.inner.sockets.create(0, None).id

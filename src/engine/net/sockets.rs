@@ -8,7 +8,7 @@
 //! another server): then only the bookkeeping lives here.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -94,11 +94,19 @@ struct Table {
     groups: HashMap<u32, GroupSlot>,
 }
 
-#[derive(Default)]
 pub(crate) struct Sockets {
     table: Mutex<Table>,
     next_socket: AtomicU32,
     next_group: AtomicU32,
+    /// The runtime answers a peer's Close itself (compat flag web_socket_auto_reply_to_close,
+    /// 2026-04-07); otherwise the application's close() does.
+    close_auto_reply: AtomicBool,
+}
+
+impl Default for Sockets {
+    fn default() -> Self {
+        Sockets { table: Mutex::default(), next_socket: AtomicU32::new(0), next_group: AtomicU32::new(0), close_auto_reply: AtomicBool::new(true) }
+    }
 }
 
 impl Sockets {
@@ -119,6 +127,14 @@ impl Sockets {
         slot.shared.server.store(server, Ordering::Relaxed);
         slot.out = Some(out);
         Some(slot.shared.clone())
+    }
+
+    pub fn set_close_auto_reply(&self, on: bool) {
+        self.close_auto_reply.store(on, Ordering::Relaxed);
+    }
+
+    pub fn close_auto_reply(&self) -> bool {
+        self.close_auto_reply.load(Ordering::Relaxed)
     }
 
     pub fn create_group(&self) -> u32 {

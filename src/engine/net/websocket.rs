@@ -27,6 +27,9 @@ use super::sockets::{Outgoing, SocketShared, Sockets};
 /// Cloudflare's limit on a received message.
 pub const MAX_MESSAGE_SIZE: usize = 32 << 20;
 
+/// How long a peer's Close waits for the application's answer (without auto-reply).
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(30);
+
 /// Cloudflare's words when a peer vanishes without a Close frame.
 pub const DISCONNECTED: &str = "WebSocket disconnected without sending Close frame.";
 
@@ -149,17 +152,40 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: WebSocketStream<S>, shar
                     queue.push(NetEvent::SocketMessage { socket, group: shared.group_id(), data: Payload::Binary(data) });
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    // tungstenite queues the answering Close itself; send it now.
-                    let _ = sink.flush().await;
                     let (code, reason) = match frame {
                         Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
                         None => (1005, String::new()),
                     };
-                    if !reported_close {
-                        reported_close = true;
-                        sockets.ended(socket);
-                        queue.push(closed(code, reason, true));
+                    if reported_close || sockets.close_auto_reply() {
+                        // tungstenite queues the answering Close itself; send it now.
+                        let _ = sink.flush().await;
+                        if !reported_close {
+                            reported_close = true;
+                            sockets.ended(socket);
+                            queue.push(closed(code, reason, true));
+                        }
+                        continue;
                     }
+                    // Before compat date 2026-04-07 the application answers (ws.close() in
+                    // webSocketClose): tungstenite's queued answer goes out only when it
+                    // does, and a peer nobody answers gives up on its own.
+                    reported_close = true;
+                    queue.push(closed(code, reason, true));
+                    let answered = tokio::time::timeout(CLOSE_ANSWER_WAIT, async {
+                        while let Some(command) = outbox.recv().await {
+                            if matches!(command, Outgoing::Close(_)) {
+                                return true;
+                            }
+                        }
+                        false
+                    })
+                    .await
+                    .unwrap_or(false);
+                    if answered {
+                        let _ = sink.flush().await;
+                    }
+                    sockets.ended(socket);
+                    break;
                 }
                 Some(Ok(_)) => {
                     // Ping: the pong is queued by tungstenite; send it now.
