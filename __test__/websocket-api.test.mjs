@@ -86,7 +86,7 @@ test("in-process clients: messages reach webSocketMessage and its replies come b
   await registry.close();
 });
 
-test("acceptWebSocket: at most 10 distinct tags of 256 characters; server ends only; not after accept()", async () => {
+test("acceptWebSocket: at most 10 distinct tags of 256 characters; one end of a pair; not after accept()", async () => {
   const registry = new Registry({ dataDir: ":memory:" });
   const stub = registry.namespace(Chat).getByName("tags");
   await runInDurableObject(stub, (instance, ctx) => {
@@ -96,8 +96,10 @@ test("acceptWebSocket: at most 10 distinct tags of 256 characters; server ends o
     const tooLong = Object.values(new WebSocketPair())[1];
     assert.throws(() => ctx.acceptWebSocket(tooLong, ["x".repeat(257)]), { message: `"${"x".repeat(257)}" is longer than the max tag length (256 characters).` });
     const [client, server] = Object.values(new WebSocketPair());
-    assert.throws(() => ctx.acceptWebSocket(client), TypeError);
     ctx.acceptWebSocket(server, ["a", "b", "a"]);
+    assert.throws(() => ctx.acceptWebSocket(client), {
+      message: "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been accepted or used in a Response.",
+    });
     assert.deepEqual(ctx.getTags(server), ["a", "b"], "duplicates are ignored");
     assert.deepEqual(ctx.getWebSockets("b"), [server]);
     assert.deepEqual(ctx.getWebSockets("c"), []);

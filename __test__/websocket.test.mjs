@@ -266,6 +266,30 @@ test("sends wait for the object's writes (output gate) and then go out in order"
   await registry.close();
 });
 
+class Reversed extends DurableObject {
+  fetch() {
+    // Cloudflare lets code keep either end: here [0] stays and [1] is returned.
+    const pair = new WebSocketPair();
+    this.ctx.acceptWebSocket(pair[0]);
+    return new Response(null, { status: 101, webSocket: pair[1] });
+  }
+  webSocketMessage(ws, message) {
+    ws.send(`reversed:${message}`);
+  }
+}
+
+test("either end of a WebSocketPair may be the one returned", async () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  const ns = registry.namespace(Reversed);
+  const server = await registry.listen({ port: 0, fetch: (request) => ns.getByName("r").fetch(request) });
+  const client = connect(`${server.url.replace("http", "ws")}/`);
+  await client.opened;
+  assert.equal(await client.ask("hi"), "reversed:hi");
+  registry.evictIdle();
+  assert.equal(await client.ask("again"), "reversed:again", "and it hibernates like any other");
+  await registry.close();
+});
+
 test("registry.close() closes sockets with 1001", async () => {
   const { registry, base } = await setup();
   const client = connect(`${base}/bye`);

@@ -144,9 +144,10 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
     }, true);
   }
 
-  /** The object returned the client end of a pair: its server end is this object's. */
-  #ownsSocket(client: WebSocket): void {
-    const server = client._connection.server;
+  /** The object returned one end of a pair: the other end is this object's. */
+  #ownsSocket(returned: WebSocket): void {
+    const connection = returned._connection;
+    const server = connection.client === returned ? connection.server : connection.client;
     if (server._hibernatable) return;
     server._setOwner({ whenDurable: () => this.commits.whenDurable() });
     this.#standardSockets++;

@@ -306,7 +306,7 @@ export class Registry implements ObjectDirectory {
    */
   async listen(options: ListenOptions): Promise<Server> {
     this.#checkOpen();
-    const server = new Server(options, this.#env, this.#limits.exports);
+    const server = new Server(options, this.#env, this.#limits.exports, this);
     this.#servers.add(server);
     return server;
   }
@@ -318,6 +318,14 @@ export class Registry implements ObjectDirectory {
     if (!runtime.evict(release)) return false;
     if (release) this.#runtimes.delete(key);
     return true;
+  }
+
+  /** @internal The namespace with this uniqueKey, or else of the one class with this name (remote RPC). */
+  namespaceNamed(name: string): DurableObjectNamespace | undefined {
+    const exact = this.#namespaces.get(name);
+    if (exact !== undefined) return exact.namespace;
+    const byClass = [...this.#namespaces.values()].filter((e) => e.Class.name === name);
+    return byClass.length === 1 ? byClass[0]!.namespace : undefined;
   }
 
   /** @internal */

@@ -4,6 +4,7 @@
 import { bodies, responses, servers, startNet, type NetListener } from "./net.js";
 import { native } from "./native.js";
 import { DISCONNECTED, WebSocket } from "./websocket.js";
+import { RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions } from "./remote/endpoint.js";
 
 /** The `ctx` a Worker's fetch handler receives. */
 export interface ExecutionContext {
@@ -25,6 +26,12 @@ export interface ListenOptions {
   fetch: FetchHandler;
   /** The `env` the handler gets. Default: the registry's. */
   env?: unknown;
+  /**
+   * The RPC endpoint at /.open-do/rpc, for `@redwoodjs/open-do/client` (Cap'n Web). On by
+   * default; without a token or authorize hook it answers only when the server listens on
+   * loopback. `false` turns it off.
+   */
+  rpc?: RpcOptions | false;
 }
 
 /** Headers hyper writes itself. */
@@ -41,14 +48,24 @@ export class Server {
   readonly #fetch: FetchHandler;
   readonly #env: unknown;
   readonly #exports: Record<string, unknown> | undefined;
+  readonly #rpc: (request: Request) => Promise<Response> | undefined;
   #closed: Promise<void> | undefined;
   #onClosed: () => void = () => {};
   /** Requests whose response is still going out, and waitUntil() promises. */
   readonly #inFlight = new Set<Promise<unknown>>();
 
   /** @internal Use registry.listen(). */
-  constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>) {
+  constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>, lookup?: NamespaceLookup) {
     this.#exports = exports;
+    const rpc = options.rpc === false ? undefined : (options.rpc ?? {});
+    const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(options.hostname ?? "127.0.0.1");
+    this.#rpc = (request) => {
+      if (rpc === undefined || rpc.enabled === false || lookup === undefined) return undefined;
+      if (!loopback && rpc.token === undefined && rpc.authorize === undefined) {
+        return Promise.resolve(new Response("RPC is served on loopback only, unless a token or an authorize hook is configured.", { status: 403 }));
+      }
+      return rpcResponse(request, lookup, rpc);
+    };
     if (typeof options?.fetch !== "function") throw new TypeError("listen() needs a fetch(request, env, ctx) handler.");
     startNet();
     this.#fetch = options.fetch;
@@ -114,10 +131,11 @@ export class Server {
       props: {},
       exports: this.#exports,
     };
+    const rpc = target === RPC_PATH || target.startsWith(`${RPC_PATH}?`) ? this.#rpc(request) : undefined;
     const done = (async () => {
       let response: unknown;
       try {
-        response = await this.#fetch(request, this.#env, ctx);
+        response = await (rpc ?? this.#fetch(request, this.#env, ctx));
         if (!(response instanceof Response)) throw new TypeError("The fetch handler did not return a Response.");
       } catch (error) {
         console.error("Uncaught exception in the fetch handler:", error);

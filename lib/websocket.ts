@@ -59,7 +59,7 @@ export class Connection {
   network = false;
   /** The hibernation group of the server end (0: not hibernatable). */
   group = 0;
-  readonly client: WebSocket;
+  client: WebSocket;
   /** The server end's current JS object (a new one after hibernation). */
   server: WebSocket;
   /** Messages the server end sent before the client end went anywhere. */
@@ -221,8 +221,11 @@ export class WebSocket extends EventTarget {
 
   /** @internal */
   _connection!: Connection;
-  /** @internal */
-  readonly _isServer: boolean;
+  /**
+   * @internal This end stays in this process ([1] of a pair, until the other end turns
+   * out to be the one that stays: Cloudflare lets code return either end).
+   */
+  _isServer: boolean;
   #accepted = false;
   /** @internal accepted through ctx.acceptWebSocket() */
   _hibernatable = false;
@@ -284,7 +287,18 @@ export class WebSocket extends EventTarget {
 
   /** @internal acceptWebSocket(): the object's mailbox gets the events. */
   _acceptHibernatable(group: number, tags: string[], owner: SocketOwner): void {
-    if (!this._isServer) throw new TypeError("acceptWebSocket() takes the server end of a WebSocketPair (its second element).");
+    if (!this._isServer) {
+      // Code may keep either end of a pair: this one stays, the other is the client end.
+      if (this.#used || this._connection.server.#accepted || this._connection.network || this._connection.external !== undefined) {
+        throw new Error("Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been accepted or used in a Response.");
+      }
+      const connection = this._connection;
+      const peer = connection.server;
+      connection.server = this;
+      connection.client = peer;
+      this._isServer = true;
+      peer._isServer = false;
+    }
     if (this.#accepted) throw new Error("Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`");
     const connection = this._connection;
     if (connection.client.#accepted || connection.network || connection.external !== undefined) {
@@ -309,10 +323,24 @@ export class WebSocket extends EventTarget {
     this.#used = true;
   }
 
-  /** @internal The client end is being returned in a Response. */
+  /**
+   * @internal This end is being returned in a Response: it becomes the client end, and
+   * its peer the end that stays (for code that keeps [0] and returns [1]).
+   */
   _handOff(): Connection {
+    const connection = this._connection;
+    if (connection.server === this) {
+      if (this.#accepted) throw new TypeError("This WebSocket was accepted in this process; return the other end of the pair in the Response.");
+      const peer = connection.client;
+      connection.client = this;
+      connection.server = peer;
+      this._isServer = false;
+      peer._isServer = true;
+      // What the peer did so far, it did as the end that stays.
+      peer.#used = false;
+    }
     this.#claim();
-    return this._connection;
+    return connection;
   }
 
   send(message: string | ArrayBuffer | ArrayBufferView): void {

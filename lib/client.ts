@@ -1,0 +1,45 @@
+// `@redwoodjs/open-do/client`: stubs to objects served by another process's
+// registry.listen(), over Cap'n Web. Runs in Node, Bun and browsers (no native code).
+//
+//   const rooms = connect("ws://localhost:8787").namespace<ChatRoom>("ChatRoom");
+//   await rooms.getByName("lobby").post(message); // one round trip (pipelined)
+import { newWebSocketRpcSession } from "capnweb";
+
+export const RPC_PATH = "/.open-do/rpc";
+
+/** Methods of T, as a remote caller sees them (every result is a promise). */
+export type RemoteStub<T> = {
+  [K in keyof T as T[K] extends (...args: any[]) => any ? K : never]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+};
+
+export interface RemoteNamespace<T> {
+  getByName(name: string): RemoteStub<T>;
+  get(id: string): RemoteStub<T>;
+  idFromName(name: string): Promise<string>;
+  newUniqueId(): Promise<string>;
+}
+
+export interface Connection {
+  namespace<T = unknown>(className: string): RemoteNamespace<T>;
+  /** Closes the session; calls in flight fail. */
+  close(): void;
+}
+
+export interface ConnectOptions {
+  /** The server's RPC token (RpcOptions.token). */
+  token?: string;
+}
+
+/** Connects to a registry.listen() server: `url` is its address (http(s) or ws(s)). */
+export function connect(url: string | URL, options: ConnectOptions = {}): Connection {
+  const target = new URL(url);
+  if (target.protocol === "http:") target.protocol = "ws:";
+  if (target.protocol === "https:") target.protocol = "wss:";
+  if (target.pathname === "/" || target.pathname === "") target.pathname = RPC_PATH;
+  if (options.token !== undefined) target.searchParams.set("token", options.token);
+  const main = newWebSocketRpcSession(target.href) as any;
+  return {
+    namespace: (className) => main.namespace(className),
+    close: () => main[Symbol.dispose]?.(),
+  };
+}

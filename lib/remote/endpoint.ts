@@ -1,0 +1,118 @@
+// The RPC endpoint of registry.listen(): objects reachable from other processes, machines
+// and browsers over Cap'n Web (npm `capnweb`), by WebSocket or HTTP batch.
+//
+// The session's main object is the registry: `namespace(className)` → `getByName(name)` /
+// `get(idString)` → the object, whose methods the client calls as on a local stub (the
+// calls enter the object's mailbox and gates like any other). Cap'n Web pipelines: a
+// client's `ns.getByName(x).method()` is one round trip.
+import { newWorkersRpcResponse, RpcTarget } from "capnweb";
+import type { DurableObjectNamespace } from "../namespace.js";
+import type { DurableObjectStub } from "../stub.js";
+
+/** Where registry.listen() serves Cap'n Web. */
+export const RPC_PATH = "/.open-do/rpc";
+
+export interface RpcOptions {
+  /** false turns the endpoint off. Default: on at RPC_PATH. */
+  enabled?: boolean;
+  /** Required of clients (`connect(url, { token })`, or `Authorization: Bearer <token>`). */
+  token?: string;
+  /** Decides each object access; false refuses it. Runs after the token check. */
+  authorize?: (request: Request, className: string, id: string) => boolean | Promise<boolean>;
+}
+
+/** How the endpoint finds namespaces (the Registry). */
+export interface NamespaceLookup {
+  namespaceNamed(name: string): DurableObjectNamespace | undefined;
+}
+
+/** Methods of RpcTarget itself and of every object: never forwarded to an object. */
+const NOT_FORWARDED = new Set(["then", "constructor", "fetch", "connect", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup"]);
+
+/** A remote handle on one object: any method name becomes a call on the object's stub. */
+class RemoteObject extends RpcTarget {}
+
+function remoteObject(stub: DurableObjectStub): RemoteObject {
+  return new Proxy(new RemoteObject(), {
+    get(target, prop, receiver) {
+      if (typeof prop === "symbol" || NOT_FORWARDED.has(prop)) return Reflect.get(target, prop, receiver);
+      return (...args: unknown[]) => (stub as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]!(...args);
+    },
+    getOwnPropertyDescriptor: () => undefined,
+    has: () => false,
+  });
+}
+
+class RemoteNamespace extends RpcTarget {
+  readonly #namespace: DurableObjectNamespace;
+  readonly #className: string;
+  readonly #check: (id: string) => Promise<void>;
+
+  constructor(namespace: DurableObjectNamespace, className: string, check: (id: string) => Promise<void>) {
+    super();
+    this.#namespace = namespace;
+    this.#className = className;
+    this.#check = check;
+  }
+
+  async getByName(name: string): Promise<RemoteObject> {
+    if (typeof name !== "string") throw new TypeError("getByName() takes a string.");
+    const stub = this.#namespace.getByName(name);
+    await this.#check(stub.id.toString());
+    return remoteObject(stub as DurableObjectStub);
+  }
+
+  async get(id: string): Promise<RemoteObject> {
+    const parsed = this.#namespace.idFromString(String(id));
+    await this.#check(parsed.toString());
+    return remoteObject(this.#namespace.get(parsed) as DurableObjectStub);
+  }
+
+  idFromName(name: string): string {
+    return this.#namespace.idFromName(String(name)).toString();
+  }
+
+  newUniqueId(): string {
+    return this.#namespace.newUniqueId().toString();
+  }
+
+  get className(): string {
+    return this.#className;
+  }
+}
+
+class RemoteRegistry extends RpcTarget {
+  readonly #lookup: NamespaceLookup;
+  readonly #request: Request;
+  readonly #authorize: RpcOptions["authorize"];
+
+  constructor(lookup: NamespaceLookup, request: Request, authorize: RpcOptions["authorize"]) {
+    super();
+    this.#lookup = lookup;
+    this.#request = request;
+    this.#authorize = authorize;
+  }
+
+  namespace(className: string): RemoteNamespace {
+    const namespace = typeof className === "string" ? this.#lookup.namespaceNamed(className) : undefined;
+    if (namespace === undefined) throw new TypeError(`No Durable Object class "${String(className)}" is served here.`);
+    const authorize = this.#authorize;
+    const request = this.#request;
+    const check = async (id: string) => {
+      if (authorize !== undefined && !(await authorize(request, className, id))) {
+        throw new Error(`Access to ${className} ${id} was refused.`);
+      }
+    };
+    return new RemoteNamespace(namespace, className, check);
+  }
+}
+
+/** Answers a request to RPC_PATH: a Cap'n Web session (WebSocket) or batch (POST). */
+export async function rpcResponse(request: Request, lookup: NamespaceLookup, options: RpcOptions): Promise<Response> {
+  if (options.token !== undefined) {
+    const url = new URL(request.url);
+    const given = url.searchParams.get("token") ?? /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
+    if (given !== options.token) return new Response("A valid token is required for RPC.", { status: 401 });
+  }
+  return newWorkersRpcResponse(request, new RemoteRegistry(lookup, request, options.authorize));
+}
