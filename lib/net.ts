@@ -47,51 +47,35 @@ function takeEvents(): void {
   }
 }
 
+/** The entry for `id`, removed: its last event. */
+function take<T>(map: Map<number, T>, id: number): T | undefined {
+  const value = map.get(id);
+  map.delete(id);
+  return value;
+}
+
+/** One event (shapes in src/binding/net.rs, netTakeEvents). */
 function dispatch(e: any[]): void {
-  {
-    switch (e[0]) {
-      case 0:
-        servers.get(e[1])?.request(e[2], e[3], e[4], e[5], e[6], e[7]);
-        break;
-      case 1:
-        bodies.get(e[1])?.chunk(e[2]);
-        break;
-      case 2: {
-        const sink = bodies.get(e[1]);
-        bodies.delete(e[1]);
-        sink?.end();
-        break;
-      }
-      case 3: {
-        const sink = bodies.get(e[1]);
-        bodies.delete(e[1]);
-        sink?.error(e[2]);
-        break;
-      }
-      case 4:
-        responses.get(e[1])?.drained();
-        break;
-      case 5: {
-        const source = responses.get(e[1]);
-        responses.delete(e[1]);
-        source?.aborted();
-        break;
-      }
-      case 6:
-        socketMessage(e[1], e[2], e[3]);
-        break;
-      case 7:
-        socketClosed(e[1], e[2], e[3], e[4], e[5]);
-        break;
-      case 8:
-        socketError(e[1], e[2], e[3]);
-        break;
-      case 9: {
-        const server = servers.get(e[1]);
-        servers.delete(e[1]);
-        server?.closed();
-        break;
-      }
-    }
+  switch (e[0]) {
+    case 0:
+      return servers.get(e[1])?.request(e[2], e[3], e[4], e[5], e[6], e[7]);
+    case 1:
+      return bodies.get(e[1])?.chunk(e[2]);
+    case 2:
+      return take(bodies, e[1])?.end();
+    case 3:
+      return take(bodies, e[1])?.error(e[2]);
+    case 4:
+      return responses.get(e[1])?.drained();
+    case 5:
+      return take(responses, e[1])?.aborted();
+    case 6:
+      return socketMessage(e[1], e[2], e[3]);
+    case 7:
+      return socketClosed(e[1], e[2], e[3], e[4], e[5]);
+    case 8:
+      return socketError(e[1], e[2], e[3]);
+    case 9:
+      return take(servers, e[1])?.closed();
   }
 }
