@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { newHttpBatchRpcSession } from "capnweb";
 import { connect } from "@redwoodjs/open-do/client";
-import { DurableObject, Registry } from "../index.js";
+import { DurableObject, Registry, RpcTarget } from "../index.js";
+
+class Tally extends RpcTarget {
+  total = 0;
+  add(n) {
+    return (this.total += n);
+  }
+}
 
 class Counter extends DurableObject {
   async increment(by = 1) {
@@ -18,6 +25,14 @@ class Counter extends DurableObject {
   }
   fail() {
     throw new RangeError("no such thing");
+  }
+  async transform(items, callback) {
+    const out = [];
+    for (const item of items) out.push(await callback(item));
+    return out;
+  }
+  tally() {
+    return { tally: new Tally(), note: "by reference" };
   }
 }
 
@@ -60,6 +75,22 @@ test("remote errors keep their class and message; unknown classes are refused", 
     await assert.rejects(Promise.resolve(connection.namespace("Counter").getByName("a").fail()), { name: "RangeError", message: "no such thing" });
     await assert.rejects(Promise.resolve(connection.namespace("Missing").getByName("a").whoami()), { name: "TypeError", message: 'No Durable Object class "Missing" is served here.' });
     assert.equal(await connection.namespace("Counter").getByName("a").increment(), 1, "the session survives errors");
+  } finally {
+    connection.close();
+    await registry.close();
+  }
+});
+
+test("functions and RpcTargets cross the wire by reference", async () => {
+  const { registry, server } = await serve();
+  const connection = connect(server.url);
+  try {
+    const counter = connection.namespace("Counter").getByName("refs");
+    assert.deepEqual(await counter.transform([1, 2, 3], (n) => n * 10), [10, 20, 30], "the object called the client's function back");
+    const { tally, note } = await counter.tally();
+    assert.equal(note, "by reference");
+    assert.equal(await tally.add(2), 2);
+    assert.equal(await tally.add(3), 5, "calls reach the same RpcTarget in the object's process");
   } finally {
     connection.close();
     await registry.close();

@@ -7,7 +7,7 @@
 // client's `ns.getByName(x).method()` is one round trip.
 import { newWorkersRpcResponse, RpcTarget } from "capnweb";
 import type { DurableObjectNamespace } from "../namespace.js";
-import type { DurableObjectStub } from "../stub.js";
+import { disposeSymbol, hookOf } from "../rpc/client.js";
 
 /** Where registry.listen() serves Cap'n Web. */
 export const RPC_PATH = "/.open-do/rpc";
@@ -29,18 +29,48 @@ export interface NamespaceLookup {
 /** Methods of RpcTarget itself and of every object: never forwarded to an object. */
 const NOT_FORWARDED = new Set(["then", "constructor", "fetch", "connect", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup"]);
 
-/** A remote handle on one object: any method name becomes a call on the object's stub. */
-class RemoteObject extends RpcTarget {}
+/** What a client holds for an object, or for a stub an object returned: a Cap'n Web target. */
+class Forwarder extends RpcTarget {}
 
-function remoteObject(stub: DurableObjectStub): RemoteObject {
-  return new Proxy(new RemoteObject(), {
+/**
+ * A Cap'n Web target whose every method name calls the same name on `stub` (a Durable
+ * Object stub, or one of our RPC stubs that a method returned); results go back through
+ * toWire(). Disposing it (the client let go) disposes the stub.
+ */
+function forwarder(stub: object): Forwarder {
+  const call = stub as Record<string | symbol, (...args: unknown[]) => unknown>;
+  return new Proxy(new Forwarder(), {
     get(target, prop, receiver) {
+      if (prop === disposeSymbol) return () => call[disposeSymbol]?.();
       if (typeof prop === "symbol" || NOT_FORWARDED.has(prop)) return Reflect.get(target, prop, receiver);
-      return (...args: unknown[]) => (stub as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]!(...args);
+      return (...args: unknown[]) => Promise.resolve(call[prop]!(...args)).then(toWire);
     },
     getOwnPropertyDescriptor: () => undefined,
     has: () => false,
   });
+}
+
+/**
+ * A result as Cap'n Web can send it: our stubs (to RpcTargets or functions the object
+ * returned) become forwarders, inside arrays and plain objects too.
+ */
+function toWire(value: unknown, seen = new Map<object, unknown>()): unknown {
+  if ((typeof value !== "object" && typeof value !== "function") || value === null) return value;
+  if (hookOf(value) !== undefined) return forwarder(value);
+  if (seen.has(value)) return seen.get(value);
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    seen.set(value, out);
+    for (const item of value) out.push(toWire(item, seen));
+    return out;
+  }
+  if (Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    seen.set(value, out);
+    for (const key of Object.keys(value)) out[key] = toWire((value as Record<string, unknown>)[key], seen);
+    return out;
+  }
+  return value;
 }
 
 class RemoteNamespace extends RpcTarget {
@@ -55,17 +85,17 @@ class RemoteNamespace extends RpcTarget {
     this.#check = check;
   }
 
-  async getByName(name: string): Promise<RemoteObject> {
+  async getByName(name: string): Promise<Forwarder> {
     if (typeof name !== "string") throw new TypeError("getByName() takes a string.");
     const stub = this.#namespace.getByName(name);
     await this.#check(stub.id.toString());
-    return remoteObject(stub as DurableObjectStub);
+    return forwarder(stub);
   }
 
-  async get(id: string): Promise<RemoteObject> {
+  async get(id: string): Promise<Forwarder> {
     const parsed = this.#namespace.idFromString(String(id));
     await this.#check(parsed.toString());
-    return remoteObject(this.#namespace.get(parsed) as DurableObjectStub);
+    return forwarder(this.#namespace.get(parsed));
   }
 
   idFromName(name: string): string {
