@@ -2,6 +2,10 @@
 // endpoint at /.open-do/rpc, `@redwoodjs/open-do/client` connects to it (issue #7's first
 // part; the two-process and browser tests come with the rest of it).
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { newHttpBatchRpcSession } from "capnweb";
 import { connect } from "@redwoodjs/open-do/client";
@@ -140,4 +144,37 @@ test("without a token or hook the endpoint answers on loopback only; rpc: false 
   } finally {
     await off.registry.close();
   }
+});
+
+const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "remote");
+
+/** A child process running `script`; resolves with it and its first line of output. */
+async function child(script, args) {
+  const proc = spawn(process.execPath, [path.join(fixtures, script), ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = readline.createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const first = (await lines.next()).value;
+  return { proc, first };
+}
+
+test("two processes: A hosts, B calls; B killed mid-call leaves A serving everyone else", async () => {
+  const host = await child("host.mjs", [":memory:"]);
+  const { url } = JSON.parse(host.first);
+  const caller = await child("caller.mjs", [url]);
+  assert.equal(caller.first, "calling");
+  const exited = new Promise((resolve) => caller.proc.on("exit", resolve));
+  caller.proc.kill("SIGKILL"); // mid-call: its session ends without a goodbye
+  await exited;
+  const connection = connect(url);
+  try {
+    const counters = connection.namespace("Counter");
+    // B's last call may still finish inside A (its timer runs on): counts only grow.
+    const before = await counters.getByName("shared").increment(0);
+    assert.ok((await counters.getByName("shared").increment()) > before, "A still serves, with the state B's calls left");
+    assert.equal(await counters.getByName("other").slow(10), 1);
+  } finally {
+    connection.close();
+    host.proc.stdin.end();
+    await new Promise((resolve) => host.proc.on("exit", resolve));
+  }
+  assert.equal(host.proc.exitCode, 0, "A shut down cleanly");
 });
