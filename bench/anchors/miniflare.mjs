@@ -115,6 +115,9 @@ export async function startMiniflare(persistDir) {
     /** Where workerd serves the Worker (its own HTTP server). */
     url: new URL(url),
 
+    /** The COUNTER namespace as Node sees it (Miniflare's RPC proxy). */
+    namespace: () => mf.getDurableObjectNamespace("COUNTER"),
+
     close: () => mf.dispose(),
   };
 }
