@@ -37,8 +37,9 @@ fn with_net<T>(f: impl FnOnce(&Net, &Arc<OnceLock<Wake>>) -> T) -> T {
     })
 }
 
-fn net() -> napi::Result<Net> {
-    Ok(with_net(|net, _| net.clone()))
+/// This thread's network (created on first use, so this cannot fail).
+fn net() -> Net {
+    with_net(|net, _| net.clone())
 }
 
 fn throw(e: NetError) -> Error {
@@ -78,7 +79,7 @@ pub fn net_init(wake: Function<(), ()>) -> napi::Result<()> {
 /// 9 server closed [9, server].
 #[napi(ts_return_type = "unknown[][]")]
 pub fn net_take_events(env: &Env) -> napi::Result<Array<'_>> {
-    let events = net()?.take_events();
+    let events = net().take_events();
     let mut list = env.create_array(events.len() as u32)?;
     for (i, event) in events.into_iter().enumerate() {
         let mut item;
@@ -154,7 +155,7 @@ fn pair(env: &Env, kind: u32, id: u32) -> napi::Result<Array<'_>> {
 #[napi(ts_return_type = "[number, string, number]")]
 pub fn net_listen(env: &Env, hostname: String, port: u32) -> napi::Result<Array<'_>> {
     let port = u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("Invalid port {port}.")))?;
-    let (server, address) = net()?.listen(&hostname, port).map_err(throw)?;
+    let (server, address) = net().listen(&hostname, port).map_err(throw)?;
     let mut result = env.create_array(3)?;
     result.set(0, server)?;
     result.set(1, address.ip().to_string())?;
@@ -164,7 +165,7 @@ pub fn net_listen(env: &Env, hostname: String, port: u32) -> napi::Result<Array<
 
 #[napi]
 pub fn net_close_server(server: u32) -> napi::Result<()> {
-    net()?.close_server(server);
+    net().close_server(server);
     Ok(())
 }
 
@@ -173,7 +174,7 @@ pub fn net_close_server(server: u32) -> napi::Result<()> {
 #[napi]
 pub fn net_respond(request: u32, status: u32, headers: Vec<String>, body: Option<&[u8]>, streamed: bool) -> napi::Result<bool> {
     let start = if streamed { ResponseStart::Streamed } else { ResponseStart::Whole(body.map(Bytes::copy_from_slice)) };
-    match net()?.respond(request, status.min(u16::MAX as u32) as u16, pairs(headers), start) {
+    match net().respond(request, status.min(u16::MAX as u32) as u16, pairs(headers), start) {
         Ok(()) => Ok(true),
         Err(NetError::UnknownRequest) => Ok(false),
         Err(e) => Err(throw(e)),
@@ -183,7 +184,7 @@ pub fn net_respond(request: u32, status: u32, headers: Vec<String>, body: Option
 /// 0: written, room for more; 1: written, wait for "drained"; 2: the client is gone.
 #[napi]
 pub fn net_write_body(request: u32, chunk: &[u8]) -> napi::Result<u32> {
-    Ok(match net()?.write_body(request, Bytes::copy_from_slice(chunk)) {
+    Ok(match net().write_body(request, Bytes::copy_from_slice(chunk)) {
         WriteOutcome::Room => 0,
         WriteOutcome::Full => 1,
         WriteOutcome::Gone => 2,
@@ -192,76 +193,76 @@ pub fn net_write_body(request: u32, chunk: &[u8]) -> napi::Result<u32> {
 
 #[napi]
 pub fn net_end_body(request: u32, failed: bool) -> napi::Result<()> {
-    net()?.end_body(request, failed);
+    net().end_body(request, failed);
     Ok(())
 }
 
 #[napi]
 pub fn net_pull_body(request: u32) -> napi::Result<()> {
-    net()?.pull_body(request);
+    net().pull_body(request);
     Ok(())
 }
 
 #[napi]
 pub fn net_cancel_body(request: u32) -> napi::Result<()> {
-    net()?.cancel_body(request);
+    net().cancel_body(request);
     Ok(())
 }
 
 /// Answers a WebSocket upgrade with 101; returns the socket's id.
 #[napi]
 pub fn net_accept_web_socket(request: u32, headers: Vec<String>, adopt: Option<u32>) -> napi::Result<u32> {
-    net()?.accept_websocket(request, pairs(headers), adopt).map_err(throw)
+    net().accept_websocket(request, pairs(headers), adopt).map_err(throw)
 }
 
 /// A socket whose transport lives in JS (hibernation bookkeeping only).
 #[napi]
 pub fn net_create_socket() -> napi::Result<u32> {
-    Ok(net()?.create_socket())
+    Ok(net().create_socket())
 }
 
 #[napi]
 pub fn net_send_text(socket: u32, text: String) -> napi::Result<bool> {
-    Ok(net()?.send_text(socket, text))
+    Ok(net().send_text(socket, text))
 }
 
 #[napi]
 pub fn net_send_binary(socket: u32, data: &[u8]) -> napi::Result<bool> {
-    Ok(net()?.send_binary(socket, Bytes::copy_from_slice(data)))
+    Ok(net().send_binary(socket, Bytes::copy_from_slice(data)))
 }
 
 /// Sends a Close frame; without `code`, one that carries no code.
 #[napi]
 pub fn net_close_socket(socket: u32, code: Option<u32>, reason: Option<String>) -> napi::Result<bool> {
     let code = code.map(|c| (c as u16, reason.unwrap_or_default()));
-    Ok(net()?.close_socket(socket, code))
+    Ok(net().close_socket(socket, code))
 }
 
 #[napi]
 pub fn net_socket_ended(socket: u32) -> napi::Result<()> {
-    net()?.socket_ended(socket);
+    net().socket_ended(socket);
     Ok(())
 }
 
 #[napi]
 pub fn net_release_socket(socket: u32) -> napi::Result<()> {
-    net()?.release_socket(socket);
+    net().release_socket(socket);
     Ok(())
 }
 
 #[napi]
 pub fn net_create_group() -> napi::Result<u32> {
-    Ok(net()?.create_group())
+    Ok(net().create_group())
 }
 
 #[napi]
 pub fn net_release_group(group: u32) -> napi::Result<bool> {
-    Ok(net()?.release_group(group))
+    Ok(net().release_group(group))
 }
 
 #[napi]
 pub fn net_hibernate(socket: u32, group: u32, tags: Vec<String>) -> napi::Result<()> {
-    net()?.hibernate(socket, group, tags).map_err(|e| match e {
+    net().hibernate(socket, group, tags).map_err(|e| match e {
         SocketError::TooMany => Error::new(
             Status::GenericFailure,
             format!("A Durable Object can hold at most {MAX_HIBERNATABLE_SOCKETS} hibernatable WebSockets."),
@@ -272,55 +273,55 @@ pub fn net_hibernate(socket: u32, group: u32, tags: Vec<String>) -> napi::Result
 
 #[napi]
 pub fn net_group_sockets(group: u32, tag: Option<String>) -> napi::Result<Vec<u32>> {
-    Ok(net()?.group_sockets(group, tag.as_deref()))
+    Ok(net().group_sockets(group, tag.as_deref()))
 }
 
 #[napi]
 pub fn net_group_size(group: u32) -> napi::Result<u32> {
-    Ok(net()?.group_size(group) as u32)
+    Ok(net().group_size(group) as u32)
 }
 
 #[napi]
 pub fn net_tags(socket: u32) -> napi::Result<Option<Vec<String>>> {
-    Ok(net()?.tags(socket))
+    Ok(net().tags(socket))
 }
 
 #[napi]
 pub fn net_set_attachment(socket: u32, attachment: Option<&[u8]>) -> napi::Result<()> {
-    net()?
+    net()
         .set_attachment(socket, attachment.map(<[u8]>::to_vec))
         .map_err(|_| Error::new(Status::InvalidArg, "This WebSocket is no longer known to the runtime."))
 }
 
 #[napi]
 pub fn net_attachment(socket: u32) -> napi::Result<Option<Buffer>> {
-    Ok(net()?.attachment(socket).map(Buffer::from))
+    Ok(net().attachment(socket).map(Buffer::from))
 }
 
 #[napi]
 pub fn net_set_auto_response(group: u32, request: Option<String>, response: Option<String>) -> napi::Result<()> {
     let pair = request.zip(response).map(|(request, response)| AutoResponse { request, response });
-    net()?.set_auto_response(group, pair).map_err(|_| Error::new(Status::InvalidArg, "Unknown WebSocket group."))
+    net().set_auto_response(group, pair).map_err(|_| Error::new(Status::InvalidArg, "Unknown WebSocket group."))
 }
 
 #[napi]
 pub fn net_auto_response(group: u32) -> napi::Result<Option<Vec<String>>> {
-    Ok(net()?.auto_response(group).map(|p| vec![p.request, p.response]))
+    Ok(net().auto_response(group).map(|p| vec![p.request, p.response]))
 }
 
 #[napi]
 pub fn net_auto_responded_at(socket: u32) -> napi::Result<Option<f64>> {
-    Ok(net()?.auto_responded_at(socket).map(|t| t as f64))
+    Ok(net().auto_responded_at(socket).map(|t| t as f64))
 }
 
 #[napi]
 pub fn net_auto_reply(socket: u32, text: String) -> napi::Result<Option<String>> {
-    Ok(net()?.auto_reply(socket, &text))
+    Ok(net().auto_reply(socket, &text))
 }
 
 /// Whether the runtime answers a peer's Close itself (compat flag web_socket_auto_reply_to_close).
 #[napi]
 pub fn net_set_close_auto_reply(on: bool) -> napi::Result<()> {
-    net()?.set_close_auto_reply(on);
+    net().set_close_auto_reply(on);
     Ok(())
 }
