@@ -1,8 +1,9 @@
-// Objects reached from another client over Cap'n Web: registry.listen() serves the RPC
-// endpoint at /.open-do/rpc, `@redwoodjs/open-do/client` connects to it (issue #7's first
-// part; the two-process and browser tests come with the rest of it).
+// Objects reached from other processes and browsers over Cap'n Web: registry.listen() serves
+// the RPC endpoint at /.open-do/rpc, `@redwoodjs/open-do/client` connects to it (issue #7).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -37,6 +38,15 @@ class Counter extends DurableObject {
   }
   tally() {
     return { tally: new Tally(), note: "by reference" };
+  }
+  seen = [];
+  async record(i) {
+    this.seen.push(i); // on delivery, before any await
+    if (i % 3 === 0) await this.ctx.storage.put(`k${i}`, i);
+    return i;
+  }
+  log() {
+    return this.seen;
   }
 }
 
@@ -76,8 +86,11 @@ test("remote errors keep their class and message; unknown classes are refused", 
   const connection = connect(server.url);
   try {
     // Cap'n Web's RpcPromise is a thenable: Promise.resolve() follows it.
-    await assert.rejects(Promise.resolve(connection.namespace("Counter").getByName("a").fail()), { name: "RangeError", message: "no such thing" });
-    await assert.rejects(Promise.resolve(connection.namespace("Missing").getByName("a").whoami()), { name: "TypeError", message: 'No Durable Object class "Missing" is served here.' });
+    await assert.rejects(Promise.resolve(connection.namespace("Counter").getByName("a").fail()), { name: "RangeError", message: "no such thing", remote: true });
+    const refused = await Promise.resolve(connection.namespace("Missing").getByName("a").whoami()).catch((e) => e);
+    assert.equal(refused.name, "TypeError");
+    assert.equal(refused.message, 'No Durable Object class "Missing" is served here.');
+    assert.equal(refused.remote, undefined, "not thrown by an object's code");
     assert.equal(await connection.namespace("Counter").getByName("a").increment(), 1, "the session survives errors");
   } finally {
     connection.close();
@@ -95,6 +108,21 @@ test("functions and RpcTargets cross the wire by reference", async () => {
     assert.equal(note, "by reference");
     assert.equal(await tally.add(2), 2);
     assert.equal(await tally.add(3), 5, "calls reach the same RpcTarget in the object's process");
+  } finally {
+    connection.close();
+    await registry.close();
+  }
+});
+
+test("calls through one remote stub are delivered in the order they were made (E-order)", async () => {
+  const { registry, server } = await serve();
+  const connection = connect(server.url);
+  try {
+    const counter = connection.namespace("Counter").getByName("order"); // still a promise: calls pipeline on it
+    const calls = [];
+    for (let i = 0; i < 100; i++) calls.push(counter.record(i));
+    assert.deepEqual(await Promise.all(calls), [...Array(100).keys()]);
+    assert.deepEqual(await counter.log(), [...Array(100).keys()], "the object saw them in call order");
   } finally {
     connection.close();
     await registry.close();
@@ -177,4 +205,34 @@ test("two processes: A hosts, B calls; B killed mid-call leaves A serving everyo
     await new Promise((resolve) => host.proc.on("exit", resolve));
   }
   assert.equal(host.proc.exitCode, 0, "A shut down cleanly");
+});
+
+test("a host that vanishes fails calls in flight and later ones with a .retryable error; a new connect works", async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "open-do-remote-"));
+  try {
+    const first = await child("host.mjs", [dataDir]);
+    const connection = connect(JSON.parse(first.first).url);
+    const counter = connection.namespace("Counter").getByName("survivor");
+    assert.equal(await counter.increment(), 1);
+    const inFlight = Promise.resolve(counter.slow(60_000)).catch((e) => e);
+    await counter.increment(0); // the slow call has reached the host
+    first.proc.kill("SIGKILL");
+    const lost = await inFlight;
+    assert.equal(lost.message, "Network connection lost.");
+    assert.equal(lost.retryable, true);
+    await assert.rejects(Promise.resolve(counter.increment()), { message: "Network connection lost.", retryable: true });
+    await new Promise((resolve) => first.proc.on("exit", resolve));
+
+    const second = await child("host.mjs", [dataDir]);
+    const again = connect(JSON.parse(second.first).url);
+    try {
+      assert.equal(await again.namespace("Counter").getByName("survivor").increment(), 2, "the acknowledged write survived; the slow one never ran");
+    } finally {
+      again.close();
+      second.proc.stdin.end();
+      await new Promise((resolve) => second.proc.on("exit", resolve));
+    }
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 });

@@ -3,7 +3,7 @@
 //
 //   const rooms = connect("ws://localhost:8787").namespace<ChatRoom>("ChatRoom");
 //   await rooms.getByName("lobby").post(message); // one round trip (pipelined)
-import { newWebSocketRpcSession } from "capnweb";
+import { RpcSession, WebSocketTransport, type RpcTransport } from "capnweb";
 
 export const RPC_PATH = "/.open-do/rpc";
 
@@ -30,6 +30,42 @@ export interface ConnectOptions {
   token?: string;
 }
 
+/**
+ * What calls in flight (and every later call) reject with once the connection is gone:
+ * Cloudflare's disconnect error, `.retryable` — the caller may retry an idempotent call on
+ * a new connect(). `cause` says what the socket reported.
+ */
+export class ConnectionLostError extends Error {
+  readonly retryable = true;
+  constructor(cause: unknown) {
+    super("Network connection lost.", { cause });
+  }
+}
+
+/** Cap'n Web's WebSocket transport, with the socket's end reported as ConnectionLostError. */
+class ClientTransport implements RpcTransport {
+  readonly #socket: WebSocketTransport;
+  #lost: ConnectionLostError | undefined;
+
+  constructor(socket: WebSocket) {
+    this.#socket = new WebSocketTransport(socket);
+  }
+
+  send(message: string): void {
+    this.#socket.send(message);
+  }
+
+  receive(): Promise<string> {
+    return this.#socket.receive().catch((cause) => {
+      throw (this.#lost ??= new ConnectionLostError(cause));
+    });
+  }
+
+  abort(reason: unknown): void {
+    this.#socket.abort?.(reason);
+  }
+}
+
 /** Connects to a registry.listen() server: `url` is its address (http(s) or ws(s)). */
 export function connect(url: string | URL, options: ConnectOptions = {}): Connection {
   const target = new URL(url);
@@ -37,7 +73,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Connec
   if (target.protocol === "https:") target.protocol = "wss:";
   if (target.pathname === "/" || target.pathname === "") target.pathname = RPC_PATH;
   if (options.token !== undefined) target.searchParams.set("token", options.token);
-  const main = newWebSocketRpcSession(target.href) as any;
+  const session = new RpcSession(new ClientTransport(new WebSocket(target.href)));
+  const main = session.getRemoteMain() as any;
   return {
     namespace: (className) => main.namespace(className),
     close: () => main[Symbol.dispose]?.(),
