@@ -2,13 +2,14 @@
 // the RPC endpoint at /.open-do/rpc, `@redwoodjs/open-do/client` connects to it (issue #7).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import fs from "node:fs";
+import fs, { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { newHttpBatchRpcSession } from "capnweb";
+import { chromium } from "playwright-core";
 import { connect } from "@redwoodjs/open-do/client";
 import { DurableObject, Registry, RpcTarget } from "../index.js";
 
@@ -174,6 +175,7 @@ test("without a token or hook the endpoint answers on loopback only; rpc: false 
   }
 });
 
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "remote");
 
 /** A child process running `script`; resolves with it and its first line of output. */
@@ -184,23 +186,35 @@ async function child(script, args) {
   return { proc, first };
 }
 
-test("two processes: A hosts, B calls; B killed mid-call leaves A serving everyone else", async () => {
+test("two processes and a browser: A hosts; B and a page call; B killed mid-call leaves A serving everyone else", async () => {
+  assert.ok(existsSync(CHROMIUM), `this test needs Chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
   const host = await child("host.mjs", [":memory:"]);
   const { url } = JSON.parse(host.first);
-  const caller = await child("caller.mjs", [url]);
-  assert.equal(caller.first, "calling");
-  const exited = new Promise((resolve) => caller.proc.on("exit", resolve));
-  caller.proc.kill("SIGKILL"); // mid-call: its session ends without a goodbye
-  await exited;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
   const connection = connect(url);
   try {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.waitForFunction(() => window.ready === true);
+    const fromPage = (name) => page.evaluate(async (n) => await window.connection.namespace("Counter").getByName(n).increment(), name);
+    assert.equal(await fromPage("page"), 1, "the page's pipelined call reached an object in A");
+
+    const caller = await child("caller.mjs", [url]);
+    assert.equal(caller.first, "calling");
+    const exited = new Promise((resolve) => caller.proc.on("exit", resolve));
+    caller.proc.kill("SIGKILL"); // mid-call: its session ends without a goodbye
+    await exited;
+
     const counters = connection.namespace("Counter");
     // B's last call may still finish inside A (its timer runs on): counts only grow.
     const before = await counters.getByName("shared").increment(0);
     assert.ok((await counters.getByName("shared").increment()) > before, "A still serves, with the state B's calls left");
     assert.equal(await counters.getByName("other").slow(10), 1);
+    assert.equal(await fromPage("page"), 2, "the page's session carried on");
+    assert.ok((await fromPage("shared")) > before, "the page sees the object B and this process share");
   } finally {
     connection.close();
+    await browser.close();
     host.proc.stdin.end();
     await new Promise((resolve) => host.proc.on("exit", resolve));
   }
