@@ -8,7 +8,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { newHttpBatchRpcSession } from "capnweb";
+import { newHttpBatchRpcSession, newWebSocketRpcSession } from "capnweb";
 import { chromium } from "playwright-core";
 import { connect } from "@redwoodjs/open-do/client";
 import { DurableObject, Registry, RpcTarget } from "../index.js";
@@ -124,6 +124,40 @@ test("calls through one remote stub are delivered in the order they were made (E
     for (let i = 0; i < 100; i++) calls.push(counter.record(i));
     assert.deepEqual(await Promise.all(calls), [...Array(100).keys()]);
     assert.deepEqual(await counter.log(), [...Array(100).keys()], "the object saw them in call order");
+  } finally {
+    connection.close();
+    await registry.close();
+  }
+});
+
+test("our client sends a call as one frame and gets one back; plain Cap'n Web clients still work", async () => {
+  const { registry, server } = await serve();
+  const Native = globalThis.WebSocket;
+  const frames = { sent: 0, received: 0 };
+  globalThis.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", () => frames.received++);
+    }
+    send(data) {
+      frames.sent++;
+      return super.send(data);
+    }
+  };
+  const connection = connect(server.url);
+  globalThis.WebSocket = Native;
+  try {
+    const counter = connection.namespace("Counter").getByName("frames");
+    await counter.increment();
+    frames.sent = frames.received = 0;
+    for (let i = 0; i < 20; i++) await counter.increment();
+    // Each call's push and pull, with the previous result's release, go as one frame.
+    assert.equal(frames.sent, 20);
+    assert.equal(frames.received, 20);
+
+    const plain = newWebSocketRpcSession(`${server.url.replace("http", "ws")}/.open-do/rpc`);
+    assert.equal(await plain.namespace("Counter").getByName("frames").increment(), 22);
+    plain[Symbol.dispose]();
   } finally {
     connection.close();
     await registry.close();

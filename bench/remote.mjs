@@ -5,6 +5,8 @@
 //   sequential ping          one call at a time, no storage
 //   64 in flight, ping       64 calls outstanding
 //   pipelined two-step       ns.getByName(name).ping(): a new stub and a call, one round trip
+// Each side first runs each workload untimed for WARM_UP_MS (steady state), then the timed
+// repetitions alternate ours and Miniflare.
 import { spawn } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
@@ -12,6 +14,15 @@ import { fileURLToPath } from "node:url";
 import { connect } from "@redwoodjs/open-do/client";
 import { startMiniflare } from "./anchors/miniflare.mjs";
 import { each, summary, timed } from "./util.mjs";
+
+/** How long each side runs a workload, untimed, before its timed runs. */
+const WARM_UP_MS = 2_000;
+
+async function warmUp(run) {
+  let spent = 0;
+  do spent += await run();
+  while (spent < WARM_UP_MS);
+}
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SEQ_N = 2_000;
@@ -84,8 +95,10 @@ export async function runRemote({ tmp, reps = 5, log = console.log }) {
   const rows = [];
   try {
     for (const w of workloads) {
-      await w.ours(); // warm-up
-      await w.anchor();
+      // Warm-up: each side runs the workload for at least WARM_UP_MS first (JIT-compiled
+      // steady state: our client and host take ~10,000 calls to get there).
+      await warmUp(w.ours);
+      await warmUp(w.anchor);
       const ms = [[], []];
       for (let r = 0; r < reps; r++) {
         ms[0].push(await w.ours());

@@ -3,7 +3,8 @@
 //
 //   const rooms = connect("ws://localhost:8787").namespace<ChatRoom>("ChatRoom");
 //   await rooms.getByName("lobby").post(message); // one round trip (pipelined)
-import { RpcSession, WebSocketTransport, type RpcTransport } from "capnweb";
+import { RpcSession } from "capnweb";
+import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./remote/batched-transport.js";
 
 export const RPC_PATH = "/.open-do/rpc";
 
@@ -42,30 +43,6 @@ export class ConnectionLostError extends Error {
   }
 }
 
-/** Cap'n Web's WebSocket transport, with the socket's end reported as ConnectionLostError. */
-class ClientTransport implements RpcTransport {
-  readonly #socket: WebSocketTransport;
-  #lost: ConnectionLostError | undefined;
-
-  constructor(socket: WebSocket) {
-    this.#socket = new WebSocketTransport(socket);
-  }
-
-  send(message: string): void {
-    this.#socket.send(message);
-  }
-
-  receive(): Promise<string> {
-    return this.#socket.receive().catch((cause) => {
-      throw (this.#lost ??= new ConnectionLostError(cause));
-    });
-  }
-
-  abort(reason: unknown): void {
-    this.#socket.abort?.(reason);
-  }
-}
-
 /** Connects to a registry.listen() server: `url` is its address (http(s) or ws(s)). */
 export function connect(url: string | URL, options: ConnectOptions = {}): Connection {
   const target = new URL(url);
@@ -73,7 +50,10 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Connec
   if (target.protocol === "https:") target.protocol = "wss:";
   if (target.pathname === "/" || target.pathname === "") target.pathname = RPC_PATH;
   if (options.token !== undefined) target.searchParams.set("token", options.token);
-  const session = new RpcSession(new ClientTransport(new WebSocket(target.href)));
+  target.searchParams.set(BATCHED_FRAMES, BATCHED_FRAMES_VALUE);
+  let lost: ConnectionLostError | undefined;
+  const transport = new BatchedTransport(new WebSocket(target.href), (cause) => (lost ??= new ConnectionLostError(cause)));
+  const session = new RpcSession(transport);
   const main = session.getRemoteMain() as any;
   return {
     namespace: (className) => main.namespace(className),

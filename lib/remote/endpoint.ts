@@ -5,9 +5,12 @@
 // `get(idString)` → the object, whose methods the client calls as on a local stub (the
 // calls enter the object's mailbox and gates like any other). Cap'n Web pipelines: a
 // client's `ns.getByName(x).method()` is one round trip.
-import { newWorkersRpcResponse, RpcTarget } from "capnweb";
+import { newWorkersRpcResponse, RpcSession, RpcTarget } from "capnweb";
 import type { DurableObjectNamespace } from "../namespace.js";
 import { disposeSymbol, hookOf } from "../rpc/client.js";
+import { Response } from "../response.js";
+import { WebSocketPair } from "../websocket.js";
+import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batched-transport.js";
 
 /** Where registry.listen() serves Cap'n Web. */
 export const RPC_PATH = "/.open-do/rpc";
@@ -138,11 +141,19 @@ class RemoteRegistry extends RpcTarget {
 }
 
 /** Answers a request to RPC_PATH: a Cap'n Web session (WebSocket) or batch (POST). */
-export async function rpcResponse(request: Request, lookup: NamespaceLookup, options: RpcOptions): Promise<Response> {
+export async function rpcResponse(request: Request, lookup: NamespaceLookup, options: RpcOptions): Promise<globalThis.Response> {
   if (options.token !== undefined) {
     const url = new URL(request.url);
     const given = url.searchParams.get("token") ?? /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
     if (given !== options.token) return new Response("A valid token is required for RPC.", { status: 401 });
   }
-  return newWorkersRpcResponse(request, new RemoteRegistry(lookup, request, options.authorize));
+  const main = new RemoteRegistry(lookup, request, options.authorize);
+  const batched = new URL(request.url).searchParams.get(BATCHED_FRAMES) === BATCHED_FRAMES_VALUE;
+  if (batched && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+    const pair = new WebSocketPair();
+    pair[1].accept();
+    new RpcSession(new BatchedTransport(pair[1] as unknown as WebSocket), main);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+  return newWorkersRpcResponse(request, main);
 }
