@@ -99,6 +99,37 @@ test("remote errors keep their class and message; unknown classes are refused", 
   }
 });
 
+test("unknown methods are refused; malformed messages end only their own session", async () => {
+  const { registry, server } = await serve();
+  const connection = connect(server.url);
+  try {
+    const counter = connection.namespace("Counter").getByName("sturdy");
+    await assert.rejects(Promise.resolve(counter.nope()), { name: "TypeError", message: 'The RPC receiver does not implement the method "nope".' });
+    const rpc = `${server.url.replace("http", "ws")}/.open-do/rpc`;
+    const garbage = ["this is not json", '{"a":1}', '["bogus"]', '["pull",7]', '["push",["pipeline",99,["x"],[]]]'];
+    for (const query of ["", "?frames=batched"]) {
+      for (const message of garbage) {
+        const ws = new WebSocket(rpc + query);
+        await new Promise((resolve) => ws.addEventListener("open", resolve));
+        const closed = new Promise((resolve) => ws.addEventListener("close", resolve));
+        ws.send(message);
+        const { code, reason } = await closed;
+        assert.equal(code, 3000, `${message} ends the session with Cap'n Web's abort`);
+        assert.ok(reason.length > 0, "and says why");
+      }
+    }
+    for (const body of ["garbage", '["bogus"]', '["push",["pipeline",99,["x"],[]]]\n["pull",1]']) {
+      const response = await fetch(`${server.url}/.open-do/rpc`, { method: "POST", body });
+      assert.equal(response.status, 400, `an HTTP batch of ${body} is refused`);
+      assert.match(await response.text(), /^Bad RPC batch: /);
+    }
+    assert.equal(await counter.increment(), 1, "the host and other sessions carry on");
+  } finally {
+    connection.close();
+    await registry.close();
+  }
+});
+
 test("functions and RpcTargets cross the wire by reference", async () => {
   const { registry, server } = await serve();
   const connection = connect(server.url);

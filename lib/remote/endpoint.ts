@@ -155,5 +155,10 @@ export async function rpcResponse(request: Request, lookup: NamespaceLookup, opt
     new RpcSession(new BatchedTransport(pair[1] as unknown as WebSocket), main);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
-  return newWorkersRpcResponse(request, main);
+  try {
+    return await newWorkersRpcResponse(request, main);
+  } catch (error) {
+    // A malformed HTTP batch: the client's mistake, not the server's.
+    return new Response(`Bad RPC batch: ${error instanceof Error ? error.message : String(error)}`, { status: 400 });
+  }
 }
