@@ -195,6 +195,27 @@ test("our client sends a call as one frame and gets one back; plain Cap'n Web cl
   }
 });
 
+test("the server hands browsers the client as modules: /.open-do/client.js and what it imports", async () => {
+  const { registry, server } = await serve();
+  try {
+    const client = await fetch(`${server.url}/.open-do/client.js`);
+    assert.equal(client.status, 200);
+    assert.equal(client.headers.get("content-type"), "text/javascript; charset=utf-8");
+    const text = await client.text();
+    assert.match(text, /export function connect/);
+    assert.doesNotMatch(text, /from\s*"capnweb"/, "the bare import points at the served copy");
+    assert.match(text, /from "\/\.open-do\/capnweb\.js"/);
+    for (const path of ["/.open-do/capnweb.js", "/.open-do/remote/batched-transport.js"]) {
+      const response = await fetch(server.url + path);
+      assert.equal(response.status, 200, path);
+      assert.doesNotMatch(await response.text(), /from\s*"capnweb"/);
+    }
+    assert.equal(await (await fetch(`${server.url}/.open-do/other.js`)).text(), "the app", "other paths reach the Worker");
+  } finally {
+    await registry.close();
+  }
+});
+
 test("HTTP batch: one POST carries pipelined calls", async () => {
   const { registry, server } = await serve();
   try {
@@ -235,6 +256,7 @@ test("without a token or hook the endpoint answers on loopback only; rpc: false 
   const off = await serve({ rpc: false });
   try {
     assert.equal(await (await fetch(`${off.server.url}/.open-do/rpc`, { method: "POST", body: "[]" })).text(), "the app");
+    assert.equal(await (await fetch(`${off.server.url}/.open-do/client.js`)).text(), "the app", "nor is the browser client served");
   } finally {
     await off.registry.close();
   }

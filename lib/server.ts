@@ -4,6 +4,7 @@
 import { bodies, responses, servers, startNet, type NetListener } from "./net.js";
 import { native } from "./native.js";
 import { DISCONNECTED, WebSocket } from "./websocket.js";
+import { browserModule } from "./remote/browser-modules.js";
 import { RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions } from "./remote/endpoint.js";
 
 /** The `ctx` a Worker's fetch handler receives. */
@@ -49,6 +50,7 @@ export class Server {
   readonly #env: unknown;
   readonly #exports: Record<string, unknown> | undefined;
   readonly #rpc: (request: Request) => Promise<Response> | undefined;
+  readonly #rpcEnabled: boolean;
   #closed: Promise<void> | undefined;
   #onClosed: () => void = () => {};
   /** Requests whose response is still going out, and waitUntil() promises. */
@@ -57,10 +59,13 @@ export class Server {
   /** @internal Use registry.listen(). */
   constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>, lookup?: NamespaceLookup) {
     this.#exports = exports;
-    const rpc = options.rpc === false ? undefined : (options.rpc ?? {});
+    const rpcOptions = options.rpc === false || options.rpc?.enabled === false ? undefined : (options.rpc ?? {});
+    const endpoint = rpcOptions !== undefined && lookup !== undefined ? { rpc: rpcOptions, lookup } : undefined;
+    this.#rpcEnabled = endpoint !== undefined;
     const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(options.hostname ?? "127.0.0.1");
     this.#rpc = (request) => {
-      if (rpc === undefined || rpc.enabled === false || lookup === undefined) return undefined;
+      if (endpoint === undefined) return undefined;
+      const { rpc, lookup } = endpoint;
       if (!loopback && rpc.token === undefined && rpc.authorize === undefined) {
         return Promise.resolve(new Response("RPC is served on loopback only, unless a token or an authorize hook is configured.", { status: 403 }));
       }
@@ -131,7 +136,7 @@ export class Server {
       props: {},
       exports: this.#exports,
     };
-    const rpc = target === RPC_PATH || target.startsWith(`${RPC_PATH}?`) ? this.#rpc(request) : undefined;
+    const rpc = target === RPC_PATH || target.startsWith(`${RPC_PATH}?`) ? this.#rpc(request) : this.#clientModule(method, target);
     const done = (async () => {
       let response: unknown;
       try {
@@ -144,6 +149,14 @@ export class Server {
       await send(id, response, websocket);
     })();
     this.#track(done);
+  }
+
+  /** GET of one of the client's modules (for pages, see remote/browser-modules.ts). */
+  #clientModule(method: string, target: string): Promise<Response> | undefined {
+    if (!this.#rpcEnabled || method !== "GET" || !target.startsWith("/.open-do/")) return undefined;
+    const text = browserModule(target.split("?")[0]!);
+    if (text === undefined) return undefined;
+    return Promise.resolve(new Response(text, { headers: { "content-type": "text/javascript; charset=utf-8" } }));
   }
 
   #track(promise: Promise<unknown>): void {
