@@ -33,6 +33,31 @@ test("flags follow the compatibility date, and named flags (or their no_ forms) 
   assert.equal(compatFlags("2026-01-01", ["delete_all_deletes_alarm"]).delete_all_deletes_alarm, true);
 });
 
+test("enhanced_error_serialization (2026-04-21) is each registry's own: two at once store Errors their own way", async () => {
+  // workerd's enhanced format keeps an Error's own properties; V8's keeps name and message only.
+  const enhanced = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2026-07-01") });
+  const legacy = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2026-01-01") });
+  try {
+    const roundTrip = (registry) =>
+      runInDurableObject(registry.namespace(Thing).getByName("e"), async (_, ctx) => {
+        await ctx.storage.put("error", Object.assign(new RangeError("bad"), { code: 7 }));
+        ctx.storage.kv.put("sync", Object.assign(new TypeError("worse"), { code: 8 }));
+        return [await ctx.storage.get("error"), ctx.storage.kv.get("sync")];
+      });
+    const [asyncEnhanced, syncEnhanced] = await roundTrip(enhanced);
+    const [asyncLegacy, syncLegacy] = await roundTrip(legacy);
+    assert.equal(asyncEnhanced.code, 7, "the registry created first keeps its format");
+    assert.equal(syncEnhanced.code, 8);
+    assert.equal(asyncLegacy.code, undefined);
+    assert.equal(syncLegacy.code, undefined);
+    assert.ok(asyncEnhanced instanceof RangeError && asyncLegacy instanceof RangeError);
+    assert.equal(asyncLegacy.message, "bad");
+  } finally {
+    await enhanced.close();
+    await legacy.close();
+  }
+});
+
 test("rpc (2024-04-03): older stubs have fetch() only", async () => {
   const registry = new Registry({ dataDir: ":memory:", compatibility: compatFlags("2024-01-01") });
   const stub = registry.namespace(Thing).getByName("a");

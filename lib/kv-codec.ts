@@ -3,15 +3,17 @@ import { native, out, result } from "./native.js";
 import { deserialize, ValueEncoder } from "./structured-clone.js";
 import { ByteWriter, Reader } from "./wire.js";
 
-let encoder = new ValueEncoder();
-
 /**
  * How stored Errors are written: "v8" (V8's own format, what workerd writes before
  * compat date 2026-04-21) or "workerd" (its enhanced_error_serialization format).
- * Process-wide: a Registry sets it from its compatibility flags.
  */
-export function setErrorFormat(errors: "v8" | "workerd"): void {
-  encoder = new ValueEncoder({ errors });
+export type StoredErrorFormat = "v8" | "workerd";
+
+const encoders: Record<StoredErrorFormat, ValueEncoder> = { v8: new ValueEncoder(), workerd: new ValueEncoder({ errors: "workerd" }) };
+
+/** The encoder of stored values for objects whose registry stores Errors as `errors`. */
+export function valueEncoder(errors: StoredErrorFormat): ValueEncoder {
+  return encoders[errors];
 }
 
 /** The key (or keys, or list options) of the current call, as WTF-8 (see wire.ts). */
@@ -30,7 +32,7 @@ export function readValue(handle: number, key: string): unknown {
   return deserialize(result(length).subarray(0, length));
 }
 
-export function writeValue(handle: number, key: string, value: unknown): void {
+export function writeValue(handle: number, key: string, value: unknown, encoder: ValueEncoder): void {
   const keyLength = encodeKey(key);
   native.kvPut(handle, keys.bytes, keyLength, encoder.encode(value));
 }

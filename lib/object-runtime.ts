@@ -13,10 +13,12 @@
 import { AlarmRuns, type AlarmLimits } from "./alarm-runs.js";
 import { Commits } from "./commits.js";
 import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
+import { valueEncoder, type StoredErrorFormat } from "./kv-codec.js";
 import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
 import { native } from "./native.js";
 import { DurableObjectState, type StateHost } from "./state.js";
 import { DurableObjectStorage } from "./storage.js";
+import type { ValueEncoder } from "./structured-clone.js";
 import { WebSocket } from "./websocket.js";
 import type { StorageHost } from "./transaction.js";
 import { copyResult } from "./rpc/copy.js";
@@ -34,6 +36,8 @@ export interface RuntimeLimits extends AlarmLimits {
   blockConcurrencyWhileTimeout: number;
   /** deleteAll() deletes the alarm too (compat flag delete_all_deletes_alarm, 2026-02-24). */
   deleteAllDeletesAlarm: boolean;
+  /** How stored Errors are written (compat flag enhanced_error_serialization, 2026-04-21). */
+  storedErrors: StoredErrorFormat;
   /** What ctx.exports returns (undefined: not enabled). */
   exports: Record<string, unknown> | undefined;
 }
@@ -407,6 +411,10 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
 
   get deleteAllDeletesAlarm(): boolean {
     return this.#limits.deleteAllDeletesAlarm;
+  }
+
+  get valueEncoder(): ValueEncoder {
+    return valueEncoder(this.#limits.storedErrors);
   }
 
   get alarmHidden(): boolean {

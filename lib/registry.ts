@@ -10,7 +10,6 @@ import { OpenDO } from "./durable-object.js";
 import { disownGroup, HibernationRecord, ownGroup } from "./object-sockets.js";
 import { Server, type ListenOptions } from "./server.js";
 import type { CompatFlags } from "./wrangler/compat.js";
-import { setErrorFormat } from "./kv-codec.js";
 import { setArgumentStubTransfer } from "./rpc/copy.js";
 import { configureWebSockets } from "./websocket.js";
 
@@ -53,8 +52,9 @@ export interface RegistryOptions {
    * lib/wrangler/compat.ts); `open-do serve` derives them from the wrangler config.
    * Unset flags keep open-do's defaults: deleteAll() deletes the alarm, close reasons are
    * limited to 123 bytes, binary messages of the standard WebSocket API arrive as
-   * ArrayBuffer, stored Errors use V8's format. Some flags are process-wide (WebSockets,
-   * Error format): the last Registry created sets them.
+   * ArrayBuffer, stored Errors use V8's format. The WebSocket flags and
+   * rpc_params_dup_stubs are process-wide (WebSocketPair and stubs are made outside any
+   * registry): the last Registry created sets them.
    */
   compatibility?: Partial<CompatFlags>;
   /**
@@ -121,12 +121,12 @@ export class Registry implements ObjectDirectory {
       alarmRetryScale: positiveNumber(options.alarmRetryScale, 1, "alarmRetryScale"),
       alarmTimeLimit: positiveInteger(options.alarmTimeLimit, ALARM_TIME_LIMIT_MS, "alarmTimeLimit"),
       deleteAllDeletesAlarm: options.compatibility?.delete_all_deletes_alarm ?? true,
+      storedErrors: options.compatibility?.enhanced_error_serialization === true ? "workerd" : "v8",
       exports: options.compatibility?.enable_ctx_exports === false ? undefined : options.exports,
     };
     const compat = options.compatibility ?? {};
     this.fetchRequiresFullUrl = compat.durable_object_fetch_requires_full_url ?? true;
     this.#rpc = compat.rpc ?? true;
-    setErrorFormat(compat.enhanced_error_serialization === true ? "workerd" : "v8");
     setArgumentStubTransfer(compat.rpc_params_dup_stubs === false);
     configureWebSockets({
       closeAutoReply: compat.web_socket_auto_reply_to_close ?? true,

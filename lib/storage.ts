@@ -102,7 +102,7 @@ export class DurableObjectStorage {
   #putOne(key: string, value: unknown): void {
     if (value === undefined) throw new TypeError("put() called with undefined value.");
     this.#commits.wrote();
-    writeValue(this.#handle, key, value);
+    writeValue(this.#handle, key, value, this.#sections.valueEncoder);
   }
 
   #putEntries(entries: Record<string, unknown>, options: unknown): void {
@@ -119,7 +119,7 @@ export class DurableObjectStorage {
     this.#transactions.sync(() => {
       for (const key of keys) {
         const value = entries[key];
-        if (value !== undefined) writeValue(this.#handle, key, value);
+        if (value !== undefined) writeValue(this.#handle, key, value, this.#sections.valueEncoder);
       }
     });
   }
@@ -212,6 +212,6 @@ export class DurableObjectStorage {
 
   get kv(): SyncKvStorage {
     if (!this.#sections.sqlBacked) throw new Error(NOT_SQLITE_KV);
-    return (this.#kv ??= new SyncKvStorage(this.#handle, this.#commits));
+    return (this.#kv ??= new SyncKvStorage(this.#handle, this.#commits, this.#sections.valueEncoder));
   }
 }

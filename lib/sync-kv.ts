@@ -2,6 +2,7 @@
 // and the value format with the async API.
 import type { Commits } from "./commits.js";
 import { deleteKey, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
+import type { ValueEncoder } from "./structured-clone.js";
 
 /** kv.list() reads lazily, this many entries at a time. */
 const LIST_PAGE = 128;
@@ -9,12 +10,14 @@ const LIST_PAGE = 128;
 export class SyncKvStorage {
   readonly #handle: number;
   readonly #commits: Commits;
+  readonly #encoder: ValueEncoder;
   #listGeneration = 0;
 
   /** @internal */
-  constructor(handle: number, commits: Commits) {
+  constructor(handle: number, commits: Commits, encoder: ValueEncoder) {
     this.#handle = handle;
     this.#commits = commits;
+    this.#encoder = encoder;
   }
 
   get<T = unknown>(key: string): T | undefined {
@@ -24,7 +27,7 @@ export class SyncKvStorage {
   put<T>(key: string, value: T): void {
     const k = keyString(key);
     this.#commits.wrote();
-    writeValue(this.#handle, k, value);
+    writeValue(this.#handle, k, value, this.#encoder);
   }
 
   delete(key: string): boolean {

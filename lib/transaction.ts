@@ -4,6 +4,7 @@
 import type { Commits } from "./commits.js";
 import { native } from "./native.js";
 import type { DurableObjectStorage, GetOptions, ListOptions, PutOptions } from "./storage.js";
+import type { ValueEncoder } from "./structured-clone.js";
 
 /** What storage needs from its object (see object-runtime.ts): the input gate, as a
  * transaction holds it, and the object's alarm state. */
@@ -23,6 +24,8 @@ export interface StorageHost {
   readonly deleteAllDeletesAlarm: boolean;
   /** The class is SQLite-backed (`new_sqlite_classes`); KV-backed classes have no SQL API. */
   readonly sqlBacked: boolean;
+  /** Writes stored values (in the registry's Error format, see kv-codec.ts). */
+  readonly valueEncoder: ValueEncoder;
 }
 
 export class TransactionScope {
