@@ -7,6 +7,7 @@ import type { Commits } from "./commits.js";
 import { deleteKey, getEntries, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
 import { native } from "./native.js";
 import { SqlStorage } from "./sql.js";
+import type { ValueEncoder } from "./structured-clone.js";
 import { SyncKvStorage } from "./sync-kv.js";
 import { DurableObjectTransaction, TransactionScope, type StorageHost } from "./transaction.js";
 
@@ -57,6 +58,8 @@ export class DurableObjectStorage {
   readonly #commits: Commits;
   readonly #transactions: TransactionScope;
   readonly #sections: StorageHost;
+  /** Stored values are written in the registry's format (fixed for the object's life). */
+  readonly #encoder: ValueEncoder;
   #sql: SqlStorage | undefined;
   #kv: SyncKvStorage | undefined;
 
@@ -66,6 +69,7 @@ export class DurableObjectStorage {
     this.#commits = commits;
     this.#transactions = new TransactionScope(handle, commits, sections);
     this.#sections = sections;
+    this.#encoder = sections.valueEncoder;
   }
 
   // `T = any` (Cloudflare's types say `unknown`) so the usual `(await get(k)) || 0` compiles.
@@ -102,7 +106,7 @@ export class DurableObjectStorage {
   #putOne(key: string, value: unknown): void {
     if (value === undefined) throw new TypeError("put() called with undefined value.");
     this.#commits.wrote();
-    writeValue(this.#handle, key, value, this.#sections.valueEncoder);
+    writeValue(this.#handle, key, value, this.#encoder);
   }
 
   #putEntries(entries: Record<string, unknown>, options: unknown): void {
@@ -119,7 +123,7 @@ export class DurableObjectStorage {
     this.#transactions.sync(() => {
       for (const key of keys) {
         const value = entries[key];
-        if (value !== undefined) writeValue(this.#handle, key, value, this.#sections.valueEncoder);
+        if (value !== undefined) writeValue(this.#handle, key, value, this.#encoder);
       }
     });
   }
@@ -212,6 +216,6 @@ export class DurableObjectStorage {
 
   get kv(): SyncKvStorage {
     if (!this.#sections.sqlBacked) throw new Error(NOT_SQLITE_KV);
-    return (this.#kv ??= new SyncKvStorage(this.#handle, this.#commits, this.#sections.valueEncoder));
+    return (this.#kv ??= new SyncKvStorage(this.#handle, this.#commits, this.#encoder));
   }
 }

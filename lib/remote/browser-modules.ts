@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** Where a page imports the client from. */
-export const CLIENT_MODULE_PATH = "/.open-do/client.js";
+const CLIENT_MODULE_PATH = "/.open-do/client.js";
 const CAPNWEB_PATH = "/.open-do/capnweb.js";
 
 const files: Record<string, () => URL> = {

@@ -12,8 +12,8 @@ import { Response } from "../response.js";
 import { WebSocketPair } from "../websocket.js";
 import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batched-transport.js";
 
-/** Where registry.listen() serves Cap'n Web. */
-export const RPC_PATH = "/.open-do/rpc";
+/** Where registry.listen() serves Cap'n Web (the client's constant: one definition). */
+export { RPC_PATH } from "../client.js";
 
 export interface RpcOptions {
   /** false turns the endpoint off. Default: on at RPC_PATH. */
@@ -142,13 +142,13 @@ class RemoteRegistry extends RpcTarget {
 
 /** Answers a request to RPC_PATH: a Cap'n Web session (WebSocket) or batch (POST). */
 export async function rpcResponse(request: Request, lookup: NamespaceLookup, options: RpcOptions): Promise<globalThis.Response> {
+  const url = new URL(request.url);
   if (options.token !== undefined) {
-    const url = new URL(request.url);
     const given = url.searchParams.get("token") ?? /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
     if (given !== options.token) return new Response("A valid token is required for RPC.", { status: 401 });
   }
   const main = new RemoteRegistry(lookup, request, options.authorize);
-  const batched = new URL(request.url).searchParams.get(BATCHED_FRAMES) === BATCHED_FRAMES_VALUE;
+  const batched = url.searchParams.get(BATCHED_FRAMES) === BATCHED_FRAMES_VALUE;
   if (batched && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
     const pair = new WebSocketPair();
     pair[1].accept();
