@@ -28,11 +28,15 @@ export const responses = new Map<number, ResponseSource>();
 
 let started = false;
 
-/** Starts taking events (once per process). */
+/**
+ * Starts taking events (once per process). On Node, the event loop polls WebSocket
+ * connections itself and takeEvents runs straight from there (src/binding/host_loop.rs);
+ * Bun's libuv is only stubs, so its connections stay on the network runtime.
+ */
 export function startNet(): void {
   if (started) return;
   started = true;
-  native.netInit(takeEvents);
+  native.netInit(takeEvents, !(process.versions as Record<string, string | undefined>).bun);
 }
 
 function takeEvents(): void {

@@ -9,6 +9,7 @@
 mod actor;
 mod alarms;
 mod errors;
+mod host_loop;
 mod ids;
 mod net;
 mod output;

@@ -9,9 +9,10 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use napi::bindgen_prelude::{Array, ArrayBuffer, Buffer, Function, Null};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Error, Status};
+use napi::{Env, Error, JsValue, Status};
 use napi_derive::napi;
 
+use super::host_loop;
 use crate::engine::net::{AutoResponse, BodyStart, Net, NetError, NetEvent, Payload, ResponseStart, SocketError, WriteOutcome, MAX_HIBERNATABLE_SOCKETS};
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
@@ -59,14 +60,20 @@ fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
     pairs
 }
 
-/// Sets up the network of this thread: `wake()` runs when events are waiting.
-#[napi(ts_args_type = "wake: () => void")]
-pub fn net_init(wake: Function<(), ()>) -> napi::Result<()> {
+/// Sets up the network of this thread: `wake()` runs when events are waiting. With
+/// `hostLoop` (Node), this thread's event loop polls WebSocket connections itself and calls
+/// `wake()` from there with their events (see host_loop.rs); returns whether it does.
+#[napi(ts_args_type = "wake: () => void, hostLoop: boolean")]
+pub fn net_init(env: &Env, wake: Function<(), ()>, host_loop: bool) -> napi::Result<bool> {
     let callback = wake.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
     with_net(|_, slot| {
         let _ = slot.set(callback);
     });
-    Ok(())
+    if !host_loop {
+        return Ok(false);
+    }
+    // SAFETY: this thread's environment and a function value of it.
+    Ok(unsafe { host_loop::install(env.raw(), wake.raw(), &net()) })
 }
 
 /// Every waiting event, oldest first. Shapes (first element is the kind):
@@ -79,7 +86,15 @@ pub fn net_init(wake: Function<(), ()>) -> napi::Result<()> {
 /// 9 server closed [9, server].
 #[napi(ts_return_type = "unknown[][]")]
 pub fn net_take_events(env: &Env) -> napi::Result<Array<'_>> {
-    let events = net().take_events();
+    let net = net();
+    let connections = net.take_host_connections();
+    if !connections.is_empty() {
+        // Their first reads may queue events: taken below, no wake-up needed.
+        net.hold_events();
+        host_loop::adopt(connections);
+        net.release_events();
+    }
+    let events = net.take_events();
     let mut list = env.create_array(events.len() as u32)?;
     for (i, event) in events.into_iter().enumerate() {
         let mut item;

@@ -60,30 +60,57 @@ pub enum NetEvent {
 }
 
 pub struct EventQueue {
-    events: Mutex<Vec<NetEvent>>,
+    pending: Mutex<Pending>,
     wake: Box<dyn Fn() + Send + Sync>,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<NetEvent>,
+    /// The host is working on the network inline and takes the events itself when done:
+    /// no wake-up is needed (see [`EventQueue::hold`]).
+    held: bool,
 }
 
 impl EventQueue {
     /// `wake` runs (on whatever thread pushed) when an event lands in an empty queue.
     pub fn new(wake: Box<dyn Fn() + Send + Sync>) -> Self {
-        EventQueue { events: Mutex::new(Vec::new()), wake }
+        EventQueue { pending: Mutex::default(), wake }
     }
 
     pub fn push(&self, event: NetEvent) {
-        let first = {
-            let mut events = self.events.lock().unwrap();
-            events.push(event);
-            events.len() == 1
+        let wake = {
+            let mut pending = self.pending.lock().unwrap();
+            pending.events.push(event);
+            pending.events.len() == 1 && !pending.held
         };
-        if first {
+        if wake {
             (self.wake)();
         }
     }
 
+    /// Wakes the host even though no event waits (it has other work: see link.rs).
+    pub fn wake_host(&self) {
+        (self.wake)();
+    }
+
+    /// The host thread is about to produce events itself (an inline connection reading)
+    /// and will take them right after: pushes until [`EventQueue::release`] do not wake it.
+    pub fn hold(&self) {
+        self.pending.lock().unwrap().held = true;
+    }
+
+    /// Ends [`EventQueue::hold`]; true when events wait (the host takes them now). A push
+    /// after this wakes the host as usual.
+    pub fn release(&self) -> bool {
+        let mut pending = self.pending.lock().unwrap();
+        pending.held = false;
+        !pending.events.is_empty()
+    }
+
     /// Everything queued so far, oldest first.
     pub fn take(&self) -> Vec<NetEvent> {
-        std::mem::take(&mut *self.events.lock().unwrap())
+        std::mem::take(&mut self.pending.lock().unwrap().events)
     }
 }
 
@@ -107,5 +134,23 @@ mod tests {
         assert_eq!(queue.take().len(), 3);
         queue.push(NetEvent::BodyEnd { request: 9 });
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_held_queue_does_not_wake_and_says_what_waits() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let counter = wakes.clone();
+        let queue = EventQueue::new(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
+        queue.hold();
+        assert!(!queue.release(), "nothing was pushed");
+        queue.hold();
+        queue.push(NetEvent::BodyEnd { request: 1 });
+        assert!(queue.release());
+        assert_eq!(wakes.load(Ordering::SeqCst), 0, "the host takes them itself");
+        assert_eq!(queue.take().len(), 1);
+        queue.push(NetEvent::BodyEnd { request: 2 });
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "released: pushes wake again");
     }
 }

@@ -19,18 +19,18 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
 use super::events::{BodyStart, EventQueue, IncomingRequest, NetEvent};
 use super::request_body::{pump, BodyPump};
 use super::response_body::{streamed, BodyWriter, ResponseBody, WriteOutcome};
+use super::link::Link;
 use super::runtime::runtime;
-use super::outbox::Outbox;
 use super::sockets::{AutoResponse, Outgoing, SocketError, Sockets};
-use super::websocket;
+use super::websocket::{self, HostConnection, HostLoop};
 
 /// Bodies up to this size (with a Content-Length) are read whole before the request is
 /// delivered: one event instead of a stream for the common small POST.
@@ -84,6 +84,7 @@ struct Server {
 
 pub(crate) struct Inner {
     queue: Arc<EventQueue>,
+    host_loop: Arc<HostLoop>,
     sockets: Arc<Sockets>,
     requests: Mutex<HashMap<u32, Pending>>,
     pumps: Mutex<HashMap<u32, Arc<BodyPump>>>,
@@ -106,6 +107,7 @@ impl Net {
             inner: Arc::new(Inner {
                 queue: Arc::new(EventQueue::new(wake)),
                 sockets: Arc::new(Sockets::default()),
+                host_loop: Arc::default(),
                 requests: Mutex::new(HashMap::new()),
                 pumps: Mutex::new(HashMap::new()),
                 writers: Mutex::new(HashMap::new()),
@@ -118,6 +120,26 @@ impl Net {
 
     pub fn take_events(&self) -> Vec<NetEvent> {
         self.inner.queue.take()
+    }
+
+    /// The host polls sockets itself from now on (see link.rs): new WebSocket connections
+    /// wait in [`Net::take_host_connections`], announced by a wake-up.
+    pub fn enable_host_loop(&self) {
+        self.inner.host_loop.enable();
+    }
+
+    pub fn take_host_connections(&self) -> Vec<HostConnection> {
+        self.inner.host_loop.take()
+    }
+
+    /// See [`EventQueue::hold`].
+    pub fn hold_events(&self) {
+        self.inner.queue.hold();
+    }
+
+    /// See [`EventQueue::release`].
+    pub fn release_events(&self) -> bool {
+        self.inner.queue.release()
     }
 
     /// Starts a server on `hostname:port` (port 0: any free port). Returns its id and the
@@ -142,6 +164,8 @@ impl Net {
     pub fn close_server(&self, server: u32) {
         let stop = self.inner.servers.lock().unwrap().get_mut(&server).and_then(|s| s.stop.take());
         if let Some(stop) = stop {
+            // Here, on the host thread, where inline connections may be written.
+            self.inner.sockets.close_server(server);
             let _ = stop.send(());
         }
     }
@@ -208,13 +232,14 @@ impl Net {
         h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&derive_accept_key(key.as_bytes())).unwrap());
-        let outbox = Arc::new(Outbox::default());
+        let link = Arc::new(Link::default());
         let shared = match adopt {
-            Some(socket) => self.inner.sockets.attach(socket, pending.server, outbox.clone()).ok_or(NetError::UnknownSocket)?,
-            None => self.inner.sockets.create(pending.server, Some(outbox.clone())),
+            Some(socket) => self.inner.sockets.attach(socket, pending.server, link.clone()).ok_or(NetError::UnknownSocket)?,
+            None => self.inner.sockets.create(pending.server, Some(link.clone())),
         };
         let socket = shared.id;
-        runtime().spawn(websocket::serve(upgrade, shared, outbox, self.inner.queue.clone(), self.inner.sockets.clone()));
+        let inner = &self.inner;
+        runtime().spawn(websocket::serve(upgrade, shared, link, inner.queue.clone(), inner.sockets.clone(), inner.host_loop.clone()));
         let _ = pending.answer.send(response);
         Ok(socket)
     }
@@ -348,7 +373,6 @@ async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stop
     }
     drop(listener);
     drop(alive);
-    inner.sockets.close_server(server);
     let _ = shutdown.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_ended.recv()).await;
     inner.servers.lock().unwrap().remove(&server);

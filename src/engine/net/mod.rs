@@ -1,6 +1,7 @@
 //! The built-in network server: HTTP/1.1 (hyper) and WebSockets (tungstenite) on a tokio
 //! runtime of its own, so that parsing, framing and idle connections never touch the
-//! JavaScript thread.
+//! JavaScript thread — except live WebSocket traffic on hosts whose event loop we can
+//! poll (Node), which is cheapest read and answered on the JS thread (see link.rs).
 //!
 //! The engine knows nothing of JavaScript: whatever needs the application (a request, a
 //! body chunk, a WebSocket message) becomes a [`NetEvent`] in an [`EventQueue`]; the host
@@ -8,9 +9,10 @@
 //! here whole — their tags, attachments and auto-response — so an object whose only ties
 //! are sockets can leave the JavaScript heap.
 
+mod connection;
 mod events;
 mod http_server;
-mod outbox;
+mod link;
 mod request_body;
 mod response_body;
 mod runtime;
@@ -21,3 +23,4 @@ pub use events::{BodyStart, EventQueue, IncomingRequest, NetEvent, Payload};
 pub use http_server::{Net, NetError, ResponseStart};
 pub use response_body::WriteOutcome;
 pub use sockets::{AutoResponse, SocketError, MAX_HIBERNATABLE_SOCKETS};
+pub use websocket::{HostConnection, HostSocket};

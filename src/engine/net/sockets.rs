@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
-use super::outbox::Outbox;
+use super::link::Link;
 
 /// Cloudflare's limit of hibernatable sockets per object.
 pub const MAX_HIBERNATABLE_SOCKETS: usize = 32_768;
@@ -75,7 +75,7 @@ pub(crate) struct Group {
 struct Slot {
     shared: Arc<SocketShared>,
     /// Our own connection's task; None for host transports and once the connection ended.
-    out: Option<Arc<Outbox>>,
+    out: Option<Arc<Link>>,
     tags: Vec<String>,
     attachment: Option<Vec<u8>>,
     /// The connection has not ended (a Close frame from the peer or a disconnect).
@@ -111,7 +111,7 @@ impl Default for Sockets {
 
 impl Sockets {
     /// A new socket (ids start at 1). `out` is its connection's task, if it is ours.
-    pub fn create(&self, server: u32, out: Option<Arc<Outbox>>) -> Arc<SocketShared> {
+    pub fn create(&self, server: u32, out: Option<Arc<Link>>) -> Arc<SocketShared> {
         let id = self.next_socket.fetch_add(1, Ordering::Relaxed) + 1;
         let shared = Arc::new(SocketShared { id, server: AtomicU32::new(server), group: RwLock::new(None), auto_responded_at: AtomicI64::new(0) });
         let slot = Slot { shared: shared.clone(), out, tags: Vec::new(), attachment: None, open: true };
@@ -121,7 +121,7 @@ impl Sockets {
 
     /// Puts an existing socket (created for a host transport) on a connection of ours:
     /// what the application already did with it (hibernation, tags) carries over.
-    pub fn attach(&self, socket: u32, server: u32, out: Arc<Outbox>) -> Option<Arc<SocketShared>> {
+    pub fn attach(&self, socket: u32, server: u32, out: Arc<Link>) -> Option<Arc<SocketShared>> {
         let mut table = self.table.lock().unwrap();
         let slot = table.sockets.get_mut(&socket).filter(|s| s.open && s.out.is_none())?;
         slot.shared.server.store(server, Ordering::Relaxed);
@@ -240,27 +240,29 @@ impl Sockets {
     /// Queues `message` on our own connection. False when there is none (host transport,
     /// unknown socket, or the connection ended).
     pub fn send(&self, socket: u32, message: Outgoing) -> bool {
-        let table = self.table.lock().unwrap();
-        match table.sockets.get(&socket).and_then(|s| s.out.as_ref()) {
-            Some(out) => out.push(message),
-            None => false,
-        }
+        // Not under the table's lock: an inline connection writes (and may end) at once.
+        let out = self.table.lock().unwrap().sockets.get(&socket).and_then(|s| s.out.clone());
+        out.is_some_and(|out| out.push(message))
     }
 
     /// The connection ended: the socket leaves its group's list (getWebSockets() no longer
     /// shows it) but keeps its tags and attachment until released.
     pub fn ended(&self, socket: u32) {
-        let mut table = self.table.lock().unwrap();
-        let Table { sockets, groups } = &mut *table;
-        if let Some(slot) = sockets.get_mut(&socket) {
+        let out = {
+            let mut table = self.table.lock().unwrap();
+            let Table { sockets, groups } = &mut *table;
+            let Some(slot) = sockets.get_mut(&socket) else { return };
             slot.open = false;
-            if let Some(out) = slot.out.take() {
-                out.close(); // the connection's task stops waiting for it
-            }
             let group = slot.shared.group_id();
+            let out = slot.out.take();
             if let Some(g) = groups.get_mut(&group) {
                 g.members.remove(&socket);
             }
+            out
+        };
+        // Not under the table's lock: an inline connection ends at once.
+        if let Some(out) = out {
+            out.close(); // the connection's driver lets it go
         }
     }
 
@@ -271,13 +273,15 @@ impl Sockets {
     }
 
     /// Asks every connection of `server` to close with 1001 (Going Away).
+    /// Runs on the host thread (inline connections write at once).
     pub fn close_server(&self, server: u32) {
-        let table = self.table.lock().unwrap();
-        for slot in table.sockets.values().filter(|s| s.shared.server.load(Ordering::Relaxed) == server) {
-            if let Some(out) = &slot.out {
-                let frame = CloseFrame { code: CloseCode::Away, reason: "The server is shutting down.".into() };
-                out.push(Outgoing::Close(Some(frame)));
-            }
+        let links: Vec<Arc<Link>> = {
+            let table = self.table.lock().unwrap();
+            table.sockets.values().filter(|s| s.shared.server.load(Ordering::Relaxed) == server).filter_map(|s| s.out.clone()).collect()
+        };
+        for link in links {
+            let frame = CloseFrame { code: CloseCode::Away, reason: "The server is shutting down.".into() };
+            link.push(Outgoing::Close(Some(frame)));
         }
     }
 }

@@ -1,0 +1,210 @@
+//! Node's event loop polling our WebSocket connections (engine::net's "inline" driver).
+//!
+//! Each connection's socket gets a libuv poll handle on the JS thread's loop. When it is
+//! readable, the engine reads and answers on this thread, and the events it produced go
+//! straight to JS (lib/net.ts's takeEvents) in the same callback: a message's whole round
+//! trip — read, the object's handler, ws.send's write — involves no other thread.
+//!
+//! libuv's functions are looked up at run time (dlsym): they are Node's, not ours to link,
+//! and Bun only has stubs that abort (lib/net.ts does not ask for this on Bun). Handles are
+//! unref'd: an open WebSocket does not keep the process alive, as with the runtime driver.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::ffi::{c_int, c_void, CStr};
+use std::ptr;
+use std::rc::Rc;
+
+use napi::sys;
+
+use crate::engine::net::{HostConnection, HostSocket, Net};
+
+const UV_POLL: c_int = 8; // uv_handle_type
+const UV_READABLE: c_int = 1;
+const UV_DISCONNECT: c_int = 4;
+
+type PollCallback = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
+type CloseCallback = unsafe extern "C" fn(handle: *mut c_void);
+
+/// The libuv functions we use, from the host process.
+struct Uv {
+    handle_size: unsafe extern "C" fn(kind: c_int) -> usize,
+    poll_init: unsafe extern "C" fn(uv_loop: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int,
+    poll_start: unsafe extern "C" fn(handle: *mut c_void, events: c_int, cb: PollCallback) -> c_int,
+    poll_stop: unsafe extern "C" fn(handle: *mut c_void) -> c_int,
+    close: unsafe extern "C" fn(handle: *mut c_void, cb: CloseCallback),
+    unref: unsafe extern "C" fn(handle: *mut c_void),
+}
+
+impl Uv {
+    fn find() -> Option<Uv> {
+        unsafe fn symbol(name: &CStr) -> Option<*mut c_void> {
+            let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+            (!address.is_null()).then_some(address)
+        }
+        // SAFETY: each symbol is libuv's function of that name, with the declared signature.
+        unsafe {
+            Some(Uv {
+                handle_size: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_handle_size")?),
+                poll_init: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_poll_init")?),
+                poll_start: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_poll_start")?),
+                poll_stop: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_poll_stop")?),
+                close: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_close")?),
+                unref: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_unref")?),
+            })
+        }
+    }
+}
+
+/// This thread's loop and the JS function that takes network events.
+struct Host {
+    uv: Uv,
+    uv_loop: *mut c_void,
+    env: sys::napi_env,
+    take_events: sys::napi_ref,
+    context: sys::napi_async_context,
+    net: Net,
+    /// Poll handles that are polling (by address), with their connection.
+    polls: RefCell<std::collections::HashMap<usize, HostSocket>>,
+    /// Handles not yet stopped (a connection may stop before it is registered above).
+    live: RefCell<HashSet<usize>>,
+}
+
+thread_local! {
+    static HOST: RefCell<Option<Rc<Host>>> = const { RefCell::new(None) };
+}
+
+fn host() -> Option<Rc<Host>> {
+    HOST.with_borrow(|h| h.clone())
+}
+
+/// Makes this thread's loop drive `net`'s WebSocket connections. False when the host has
+/// no libuv to poll with (the network runtime then drives them).
+///
+/// # Safety
+/// `env` and `take_events` are this thread's live environment and a function in it.
+pub unsafe fn install(env: sys::napi_env, take_events: sys::napi_value, net: &Net) -> bool {
+    if host().is_some() {
+        return true;
+    }
+    let Some(uv) = Uv::find() else { return false };
+    unsafe {
+        let mut uv_loop = ptr::null_mut();
+        if sys::napi_get_uv_event_loop(env, &mut uv_loop) != sys::Status::napi_ok || uv_loop.is_null() {
+            return false;
+        }
+        let mut take_ref = ptr::null_mut();
+        let mut resource = ptr::null_mut();
+        let mut name = ptr::null_mut();
+        let mut context = ptr::null_mut();
+        if sys::napi_create_reference(env, take_events, 1, &mut take_ref) != sys::Status::napi_ok
+            || sys::napi_create_object(env, &mut resource) != sys::Status::napi_ok
+            || sys::napi_create_string_utf8(env, c"open-do:websocket".as_ptr(), usize::MAX as isize, &mut name) != sys::Status::napi_ok
+            || sys::napi_async_init(env, resource, name, &mut context) != sys::Status::napi_ok
+        {
+            return false;
+        }
+        let host = Rc::new(Host {
+            uv,
+            uv_loop: uv_loop.cast(),
+            env,
+            take_events: take_ref,
+            context,
+            net: net.clone(),
+            polls: RefCell::default(),
+            live: RefCell::default(),
+        });
+        sys::napi_add_env_cleanup_hook(env, Some(stop_all), ptr::null_mut());
+        HOST.with_borrow_mut(|h| *h = Some(host));
+    }
+    net.enable_host_loop();
+    true
+}
+
+/// Starts polling the connections that finished their handshake.
+pub fn adopt(connections: Vec<HostConnection>) {
+    let Some(host) = host() else {
+        // Not reachable: connections wait for the host loop only once it is installed.
+        return;
+    };
+    for connection in connections {
+        // SAFETY: the handle is allocated at libuv's size for a poll handle and lives until
+        // its close callback frees it.
+        unsafe {
+            let handle = libc::calloc(1, (host.uv.handle_size)(UV_POLL));
+            if (host.uv.poll_init)(host.uv_loop, handle, connection.fd()) != 0 || (host.uv.poll_start)(handle, UV_READABLE | UV_DISCONNECT, on_poll) != 0 {
+                libc::free(handle);
+                connection.drive_on_runtime();
+                continue;
+            }
+            (host.uv.unref)(handle);
+            let address = handle as usize;
+            host.live.borrow_mut().insert(address);
+            let socket = connection.start(Box::new(move || stop(address)));
+            if host.live.borrow().contains(&address) {
+                host.polls.borrow_mut().insert(address, socket);
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, _events: c_int) {
+    let Some(host) = host() else { return };
+    let Some(socket) = host.polls.borrow().get(&(handle as usize)).cloned() else { return };
+    // Errors (status < 0) show up as the read failing.
+    host.net.hold_events();
+    socket.readable();
+    if host.net.release_events() {
+        // SAFETY: on the JS thread, outside any JS frame (a libuv callback).
+        unsafe { deliver(&host) };
+    }
+}
+
+/// Calls takeEvents as Node calls any callback from its loop (microtasks run after).
+unsafe fn deliver(host: &Host) {
+    unsafe {
+        let env = host.env;
+        let mut scope = ptr::null_mut();
+        sys::napi_open_handle_scope(env, &mut scope);
+        let mut function = ptr::null_mut();
+        let mut receiver = ptr::null_mut();
+        let mut result = ptr::null_mut();
+        sys::napi_get_reference_value(env, host.take_events, &mut function);
+        sys::napi_get_global(env, &mut receiver); // Node requires an object here
+        if sys::napi_make_callback(env, host.context, receiver, function, 0, ptr::null(), &mut result) == sys::Status::napi_pending_exception {
+            let mut error = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut error);
+            sys::napi_fatal_exception(env, error);
+        }
+        sys::napi_close_handle_scope(env, scope);
+    }
+}
+
+/// Stops polling a connection's socket (it ended or moved to the network runtime).
+fn stop(address: usize) {
+    let Some(host) = host() else { return };
+    if !host.live.borrow_mut().remove(&address) {
+        return;
+    }
+    let socket = host.polls.borrow_mut().remove(&address);
+    drop(socket);
+    // SAFETY: a live handle of ours, on its loop's thread.
+    unsafe {
+        (host.uv.poll_stop)(address as *mut c_void);
+        (host.uv.close)(address as *mut c_void, free_handle);
+    }
+}
+
+unsafe extern "C" fn free_handle(handle: *mut c_void) {
+    unsafe { libc::free(handle) };
+}
+
+/// The environment is going away (process exit, worker end): its loop must hold no
+/// handles of ours.
+unsafe extern "C" fn stop_all(_: *mut c_void) {
+    let Some(host) = host() else { return };
+    let handles: Vec<usize> = host.live.borrow().iter().copied().collect();
+    for address in handles {
+        stop(address);
+    }
+}

@@ -1,0 +1,187 @@
+//! How the application reaches a connection of our server, and who drives it.
+//!
+//! A connection is driven either by the host's event loop ("inline": Node's libuv polls
+//! the socket; reading, the object's handler and the answer's write all happen on the JS
+//! thread, with no thread hand-off — what makes an echo as fast as a plain JS server) or
+//! by a task on the network runtime (hosts we cannot poll from, like Bun; and any
+//! connection that must wait on a timer or a full socket buffer). An inline connection
+//! moves to the runtime when it needs one of those; it never moves back.
+//!
+//! While inline, the connection is parked here and only the host thread touches it:
+//! sends write at once. Otherwise sends queue here for the task (a queue under a lock and
+//! a Notify rather than a tokio channel: an unbounded channel allocates 32 slots up front,
+//! about 2 KiB, and tens of thousands of idle connections should not pay that).
+
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+use tokio::time::sleep_until;
+
+use super::connection::Connection;
+use super::runtime::runtime;
+use super::sockets::Outgoing;
+
+#[derive(Default)]
+pub(crate) struct Link {
+    state: Mutex<State>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Sends waiting for the runtime task.
+    items: VecDeque<Outgoing>,
+    /// The socket was released or its connection reported its end.
+    closed: bool,
+    /// The connection, while the host's loop drives it (taken out while it works).
+    inline: Option<Inline>,
+}
+
+struct Inline {
+    connection: Connection,
+    /// Stops the host's polling of the socket (runs on the host thread).
+    stop: Box<dyn FnOnce() + Send>,
+}
+
+impl Link {
+    /// Sends `item` (in order with everything sent before). False once the link is closed.
+    pub fn push(self: &Arc<Self>, item: Outgoing) -> bool {
+        let mut state = self.state.lock().unwrap();
+        if state.closed {
+            return false;
+        }
+        match state.inline.take() {
+            Some(mut inline) => {
+                drop(state);
+                inline.connection.send(item);
+                self.settle(inline);
+            }
+            None => {
+                state.items.push_back(item);
+                drop(state);
+                self.ready.notify_one();
+            }
+        }
+        true
+    }
+
+    /// No more sends; the driver drops the connection (unless it is draining).
+    pub fn close(self: &Arc<Self>) {
+        let inline = {
+            let mut state = self.state.lock().unwrap();
+            state.closed = true;
+            state.inline.take()
+        };
+        self.ready.notify_one();
+        if let Some(inline) = inline {
+            self.settle(inline);
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().unwrap().closed
+    }
+
+    /// Hands a new connection to the host's loop. `stop` ends the host's polling.
+    pub fn drive_inline(self: &Arc<Self>, mut connection: Connection, stop: Box<dyn FnOnce() + Send>) {
+        connection.set_level_triggered(true);
+        // Frames may have arrived with the handshake, before polling began.
+        connection.read();
+        self.settle(Inline { connection, stop });
+    }
+
+    /// The host saw the socket readable.
+    pub fn readable(self: &Arc<Self>) {
+        let Some(mut inline) = self.state.lock().unwrap().inline.take() else { return };
+        inline.connection.read();
+        self.settle(inline);
+    }
+
+    /// After an inline connection worked: park it again, hand it to the runtime, or end it.
+    fn settle(self: &Arc<Self>, mut inline: Inline) {
+        let mut state = self.state.lock().unwrap();
+        // Sends from elsewhere while it worked (none are expected: only the host thread
+        // sends to an inline connection) go out now, in order.
+        while let Some(item) = state.items.pop_front() {
+            inline.connection.send(item);
+        }
+        if !inline.connection.is_over(state.closed) && !inline.connection.needs_runtime() {
+            state.inline = Some(inline);
+            return;
+        }
+        drop(state);
+        let Inline { mut connection, stop } = inline;
+        stop();
+        if connection.is_over(self.is_closed()) {
+            connection.end();
+        } else {
+            connection.set_level_triggered(false);
+            let link = self.clone();
+            runtime().spawn(drive(connection, link));
+        }
+    }
+
+    /// The next send for the runtime task; None once closed and empty.
+    async fn recv(&self) -> Option<Outgoing> {
+        loop {
+            {
+                let mut state = self.state.lock().unwrap();
+                if let Some(item) = state.items.pop_front() {
+                    return Some(item);
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            // notify_one stores a permit when nobody waits: a push between the check
+            // above and this await is not lost.
+            self.ready.notified().await;
+        }
+    }
+}
+
+/// Drives a connection on the network runtime until it is over.
+pub(crate) async fn drive(mut connection: Connection, link: Arc<Link>) {
+    // SAFETY: the descriptor belongs to `connection`, which outlives `io` (dropped first,
+    // below) and never replaces its socket.
+    let Ok(io) = (unsafe { AsyncFd::register(connection.as_raw_fd()) }) else {
+        connection.end();
+        return;
+    };
+    // What arrived before this task began (with the handshake, or while handed over).
+    connection.read();
+    loop {
+        let closed = link.is_closed();
+        if connection.is_over(closed) {
+            break;
+        }
+        let deadline = connection.deadline().unwrap_or_else(Instant::now).into();
+        tokio::select! {
+            item = link.recv(), if !closed => {
+                if let Some(item) = item {
+                    connection.send(item);
+                }
+            }
+            guard = io.readable(), if connection.wants_read() => {
+                let Ok(mut guard) = guard else { break };
+                if connection.read() {
+                    guard.clear_ready();
+                }
+            }
+            guard = io.writable(), if connection.write_blocked() => {
+                let Ok(mut guard) = guard else { break };
+                connection.flush();
+                if connection.write_blocked() {
+                    guard.clear_ready();
+                }
+            }
+            _ = sleep_until(deadline), if connection.deadline().is_some() => connection.deadline_passed(),
+        }
+    }
+    drop(io); // deregisters the descriptor before the connection closes it
+    connection.end();
+}
