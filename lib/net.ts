@@ -30,24 +30,36 @@ let started = false;
 
 /**
  * Starts taking events (once per process). On Node, the event loop polls WebSocket
- * connections itself and takeEvents runs straight from there (src/binding/host_loop.rs);
- * Bun's libuv is only stubs, so its connections stay on the network runtime.
+ * connections itself and hands their events over straight from there
+ * (src/binding/host_loop.rs); Bun's libuv is only stubs, so its connections stay on the
+ * network runtime and their events come through takeEvents like all others.
  */
 export function startNet(): void {
   if (started) return;
   started = true;
-  native.netInit(takeEvents, !(process.versions as Record<string, string | undefined>).bun);
+  const hostLoop = !(process.versions as Record<string, string | undefined>).bun;
+  native.netInit(takeEvents, hostLoop ? deliverMessage : null, hostLoop ? deliver : null);
 }
 
 function takeEvents(): void {
   const events = native.netTakeEvents() as any[][];
-  for (const e of events) {
-    // One failing handler must not drop the events behind it.
-    try {
-      dispatch(e);
-    } catch (error) {
-      console.error("open-do: a network event failed:", error);
-    }
+  for (const e of events) deliver(e);
+}
+
+// One failing handler must not drop the events behind it, nor take the process down.
+function deliver(e: any[]): void {
+  try {
+    dispatch(e);
+  } catch (error) {
+    console.error("open-do: a network event failed:", error);
+  }
+}
+
+function deliverMessage(socket: number, group: number, data: string | ArrayBuffer): void {
+  try {
+    socketMessage(socket, group, data);
+  } catch (error) {
+    console.error("open-do: a network event failed:", error);
   }
 }
 

@@ -61,19 +61,19 @@ fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
 }
 
 /// Sets up the network of this thread: `wake()` runs when events are waiting. With
-/// `hostLoop` (Node), this thread's event loop polls WebSocket connections itself and calls
-/// `wake()` from there with their events (see host_loop.rs); returns whether it does.
-#[napi(ts_args_type = "wake: () => void, hostLoop: boolean")]
-pub fn net_init(env: &Env, wake: Function<(), ()>, host_loop: bool) -> napi::Result<bool> {
+/// `message` and `event` (Node), this thread's event loop polls WebSocket connections
+/// itself and hands their events over from there (see host_loop.rs): messages to
+/// `message(socket, group, data)`, anything else to `event(e)` (e shaped as netTakeEvents
+/// gives it). Returns whether it does.
+#[napi(ts_args_type = "wake: () => void, message: ((socket: number, group: number, data: string | ArrayBuffer) => void) | null, event: ((e: unknown[]) => void) | null")]
+pub fn net_init(env: &Env, wake: Function<(), ()>, message: Option<Function<(), ()>>, event: Option<Function<(), ()>>) -> napi::Result<bool> {
     let callback = wake.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
     with_net(|_, slot| {
         let _ = slot.set(callback);
     });
-    if !host_loop {
-        return Ok(false);
-    }
-    // SAFETY: this thread's environment and a function value of it.
-    Ok(unsafe { host_loop::install(env.raw(), wake.raw(), &net()) })
+    let (Some(message), Some(event)) = (message, event) else { return Ok(false) };
+    // SAFETY: this thread's environment and function values of it.
+    Ok(unsafe { host_loop::install(env.raw(), message.raw(), event.raw(), &net()) })
 }
 
 /// Every waiting event, oldest first. Shapes (first element is the kind):
@@ -97,67 +97,73 @@ pub fn net_take_events(env: &Env) -> napi::Result<Array<'_>> {
     let events = net.take_events();
     let mut list = env.create_array(events.len() as u32)?;
     for (i, event) in events.into_iter().enumerate() {
-        let mut item;
-        match event {
-            NetEvent::Request(r) => {
-                item = env.create_array(8)?;
-                item.set(0, 0)?;
-                item.set(1, r.server)?;
-                item.set(2, r.request)?;
-                item.set(3, r.method)?;
-                item.set(4, r.target)?;
-                let mut headers = env.create_array((r.headers.len() * 2) as u32)?;
-                for (j, (name, value)) in r.headers.into_iter().enumerate() {
-                    headers.set((j * 2) as u32, name)?;
-                    headers.set((j * 2 + 1) as u32, value)?;
-                }
-                item.set(5, headers)?;
-                match r.body {
-                    BodyStart::Empty => item.set(6, Null)?,
-                    BodyStart::Full(data) => item.set(6, Buffer::from(data.to_vec()))?,
-                    BodyStart::Stream => item.set(6, true)?,
-                }
-                item.set(7, r.websocket)?;
-            }
-            NetEvent::BodyChunk { request, data } => {
-                item = env.create_array(3)?;
-                item.set(0, 1)?;
-                item.set(1, request)?;
-                item.set(2, Buffer::from(data.to_vec()))?;
-            }
-            NetEvent::BodyEnd { request } => item = pair(env, 2, request)?,
-            NetEvent::BodyError { request, message } => {
-                item = pair(env, 3, request)?;
-                item.set(2, message)?;
-            }
-            NetEvent::ResponseDrained { request } => item = pair(env, 4, request)?,
-            NetEvent::ResponseAborted { request } => item = pair(env, 5, request)?,
-            NetEvent::SocketMessage { socket, group, data } => {
-                item = pair(env, 6, socket)?;
-                item.set(2, group)?;
-                match data {
-                    Payload::Text(text) => item.set(3, text)?,
-                    Payload::Binary(data) => item.set(3, ArrayBuffer::from_data(env, data.to_vec())?)?,
-                }
-            }
-            NetEvent::SocketClosed { socket, group, code, reason, clean } => {
-                item = pair(env, 7, socket)?;
-                item.set(2, group)?;
-                item.set(3, code as u32)?;
-                item.set(4, reason)?;
-                item.set(5, clean)?;
-            }
-            NetEvent::SocketError { socket, group, message } => {
-                item = pair(env, 8, socket)?;
-                item.set(2, group)?;
-                item.set(3, message)?;
-            }
-            NetEvent::ServerClosed { server } => item = pair(env, 9, server)?,
-        }
-        list.set(i as u32, item)?;
+        list.set(i as u32, event_value(env, event)?)?;
     }
     Ok(list)
 }
+
+/// One event as JS sees it (shapes: see [`net_take_events`]).
+pub(crate) fn event_value(env: &Env, event: NetEvent) -> napi::Result<Array<'_>> {
+    let mut item;
+    match event {
+        NetEvent::Request(r) => {
+            item = env.create_array(8)?;
+            item.set(0, 0)?;
+            item.set(1, r.server)?;
+            item.set(2, r.request)?;
+            item.set(3, r.method)?;
+            item.set(4, r.target)?;
+            let mut headers = env.create_array((r.headers.len() * 2) as u32)?;
+            for (j, (name, value)) in r.headers.into_iter().enumerate() {
+                headers.set((j * 2) as u32, name)?;
+                headers.set((j * 2 + 1) as u32, value)?;
+            }
+            item.set(5, headers)?;
+            match r.body {
+                BodyStart::Empty => item.set(6, Null)?,
+                BodyStart::Full(data) => item.set(6, Buffer::from(data.to_vec()))?,
+                BodyStart::Stream => item.set(6, true)?,
+            }
+            item.set(7, r.websocket)?;
+        }
+        NetEvent::BodyChunk { request, data } => {
+            item = env.create_array(3)?;
+            item.set(0, 1)?;
+            item.set(1, request)?;
+            item.set(2, Buffer::from(data.to_vec()))?;
+        }
+        NetEvent::BodyEnd { request } => item = pair(env, 2, request)?,
+        NetEvent::BodyError { request, message } => {
+            item = pair(env, 3, request)?;
+            item.set(2, message)?;
+        }
+        NetEvent::ResponseDrained { request } => item = pair(env, 4, request)?,
+        NetEvent::ResponseAborted { request } => item = pair(env, 5, request)?,
+        NetEvent::SocketMessage { socket, group, data } => {
+            item = pair(env, 6, socket)?;
+            item.set(2, group)?;
+            match data {
+                Payload::Text(text) => item.set(3, text)?,
+                Payload::Binary(data) => item.set(3, ArrayBuffer::from_data(env, data.to_vec())?)?,
+            }
+        }
+        NetEvent::SocketClosed { socket, group, code, reason, clean } => {
+            item = pair(env, 7, socket)?;
+            item.set(2, group)?;
+            item.set(3, code as u32)?;
+            item.set(4, reason)?;
+            item.set(5, clean)?;
+        }
+        NetEvent::SocketError { socket, group, message } => {
+            item = pair(env, 8, socket)?;
+            item.set(2, group)?;
+            item.set(3, message)?;
+        }
+        NetEvent::ServerClosed { server } => item = pair(env, 9, server)?,
+    }
+    Ok(item)
+}
+
 
 fn pair(env: &Env, kind: u32, id: u32) -> napi::Result<Array<'_>> {
     let mut item = env.create_array(2)?;
