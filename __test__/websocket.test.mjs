@@ -52,6 +52,9 @@ class Room extends DurableObject {
       }
       case "close":
         return ws.close(Number(arg), "server says bye");
+      case "big":
+        ws.send("x".repeat(Number(arg)));
+        return ws.send("after big");
       case "store": {
         await this.ctx.storage.put("stored", arg);
         return ws.send(`stored:${arg}`);
@@ -250,6 +253,24 @@ test("a message over 32 MiB is refused with 1009 and reported to webSocketError"
   assert.equal(closed.code, 1009);
   await until(() => errors.length === 1);
   assert.equal(errors[0][0], "huge");
+  await registry.close();
+});
+
+test("a message larger than the socket's buffers goes out whole, and the connection carries on", async () => {
+  // The send cannot be written at once: the connection waits for the peer to read (on
+  // Node it moves from the JS thread's loop to the network runtime to do so).
+  const { registry, base } = await setup();
+  for (const kind of ["ws", "runtime"]) {
+    const client = connect(`${base}/big-${kind}`, kind);
+    await client.opened;
+    const big = await client.ask(`big ${16 << 20}`);
+    assert.equal(big.length, 16 << 20);
+    assert.ok(/^x+$/.test(big));
+    assert.equal(await client.next(), "after big");
+    assert.equal(await client.ask("still here"), "echo:still here");
+    client.socket.close(1000, "done");
+    await client.closed;
+  }
   await registry.close();
 });
 
