@@ -151,11 +151,15 @@ export async function runNetwork({ tmp, reps = 5, log = console.log }) {
     const wsOurs = `ws://127.0.0.1:${ours.ready.port}/ws?name=echo`;
     const wsBare = `ws://127.0.0.1:${bare.ready.port}/`;
     const wsMf = `${mfUrl.replace("http", "ws")}/ws?name=echo`;
+    const urls = [wsOurs, wsBare, wsMf];
     const ms = [[], [], []];
     for (let r = 0; r < reps; r++) {
-      ms[0].push(echo(wsOurs));
-      ms[1].push(echo(wsBare));
-      ms[2].push(echo(wsMf));
+      // The order rotates each repetition, so that no side always follows the same one
+      // (the run before can leave a process finishing its work on a shared core).
+      for (let k = 0; k < urls.length; k++) {
+        const side = (r + k) % urls.length;
+        ms[side].push(echo(urls[side]));
+      }
     }
     const row = {
       workload: "WebSocket echo through an object, one connection",
