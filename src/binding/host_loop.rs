@@ -134,7 +134,9 @@ pub unsafe fn install(env: sys::napi_env, on_message: sys::napi_value, on_event:
 /// Starts polling the connections that finished their handshake.
 pub fn adopt(connections: Vec<HostConnection>) {
     let Some(host) = host() else {
-        // Not reachable: connections wait for the host loop only once it is installed.
+        // Not expected (connections wait for this loop only once it is installed); should
+        // it happen, the network runtime drives them rather than dropping them.
+        connections.into_iter().for_each(HostConnection::drive_on_runtime);
         return;
     };
     for connection in connections {
@@ -142,8 +144,14 @@ pub fn adopt(connections: Vec<HostConnection>) {
         // its close callback frees it.
         unsafe {
             let handle = libc::calloc(1, (host.uv.handle_size)(UV_POLL));
-            if (host.uv.poll_init)(host.uv_loop, handle, connection.fd()) != 0 || (host.uv.poll_start)(handle, UV_READABLE | UV_DISCONNECT, on_poll) != 0 {
+            if handle.is_null() || (host.uv.poll_init)(host.uv_loop, handle, connection.fd()) != 0 {
                 libc::free(handle);
+                connection.drive_on_runtime();
+                continue;
+            }
+            if (host.uv.poll_start)(handle, UV_READABLE | UV_DISCONNECT, on_poll) != 0 {
+                // Initialized: the loop knows the handle until it is closed.
+                (host.uv.close)(handle, free_handle);
                 connection.drive_on_runtime();
                 continue;
             }

@@ -103,12 +103,17 @@ impl Link {
 
     /// After an inline connection worked: park it again, hand it to the runtime, or end it.
     fn settle(self: &Arc<Self>, mut inline: Inline) {
-        let mut state = self.state.lock().unwrap();
-        // Sends from elsewhere while it worked (none are expected: only the host thread
-        // sends to an inline connection) go out now, in order.
-        while let Some(item) = state.items.pop_front() {
-            inline.connection.send(item);
+        // Sends that queued while it worked (none are expected: only the host thread sends
+        // to an inline connection) go out now, in order — not under the lock, since a
+        // connection that ends reports it, and that closes this link.
+        loop {
+            let items = std::mem::take(&mut self.state.lock().unwrap().items);
+            if items.is_empty() {
+                break;
+            }
+            items.into_iter().for_each(|item| inline.connection.send(item));
         }
+        let mut state = self.state.lock().unwrap();
         if !inline.connection.is_over(state.closed) && !inline.connection.needs_runtime() {
             state.inline = Some(inline);
             return;
