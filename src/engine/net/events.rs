@@ -120,13 +120,19 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    #[test]
-    fn wakes_once_per_batch() {
+    /// A queue and how many times it woke its host.
+    fn counting_queue() -> (EventQueue, Arc<AtomicUsize>) {
         let wakes = Arc::new(AtomicUsize::new(0));
         let counter = wakes.clone();
         let queue = EventQueue::new(Box::new(move || {
             counter.fetch_add(1, Ordering::SeqCst);
         }));
+        (queue, wakes)
+    }
+
+    #[test]
+    fn wakes_once_per_batch() {
+        let (queue, wakes) = counting_queue();
         for request in 0..3 {
             queue.push(NetEvent::BodyEnd { request });
         }
@@ -138,11 +144,7 @@ mod tests {
 
     #[test]
     fn a_held_queue_does_not_wake_and_says_what_waits() {
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let counter = wakes.clone();
-        let queue = EventQueue::new(Box::new(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }));
+        let (queue, wakes) = counting_queue();
         queue.hold();
         assert!(!queue.release(), "nothing was pushed");
         queue.hold();
