@@ -26,7 +26,7 @@ use super::events::{EventQueue, NetEvent, Payload};
 use super::sockets::{Outgoing, SocketShared, Sockets};
 
 /// Cloudflare's limit on a received message.
-pub const MAX_MESSAGE_SIZE: usize = 32 << 20;
+const MAX_MESSAGE_SIZE: usize = 32 << 20;
 
 /// How long a peer's Close waits for the application's answer (without auto-reply).
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(30);
