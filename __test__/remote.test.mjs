@@ -317,12 +317,14 @@ test("a host that vanishes fails calls in flight and later ones with a .retryabl
     assert.equal(await counter.increment(), 1);
     const inFlight = Promise.resolve(counter.slow(60_000)).catch((e) => e);
     await counter.increment(0); // the slow call has reached the host
+    // Listen before killing: the exit may be reported before the assertions below are done.
+    const exited = new Promise((resolve) => first.proc.on("exit", resolve));
     first.proc.kill("SIGKILL");
     const lost = await inFlight;
     assert.equal(lost.message, "Network connection lost.");
     assert.equal(lost.retryable, true);
     await assert.rejects(Promise.resolve(counter.increment()), { message: "Network connection lost.", retryable: true });
-    await new Promise((resolve) => first.proc.on("exit", resolve));
+    await exited;
 
     const second = await child("host.mjs", [dataDir]);
     const again = connect(JSON.parse(second.first).url);
