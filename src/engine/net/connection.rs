@@ -32,9 +32,11 @@ const MAX_MESSAGE_SIZE: usize = 32 << 20;
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// After refusing an oversized message: how long we read and drop what the peer still
-/// sends, and how long a pause counts as it having stopped.
+/// sends, and how long a pause counts as it having stopped. A peer still sending when we
+/// close gets a reset instead of our Close, so the pause is generous: a slow uplink or a
+/// busy client (one that stalls for a garbage collection) must not lose the 1009.
 const DRAIN_AT_MOST: Duration = Duration::from_secs(5);
-const DRAIN_QUIET: Duration = Duration::from_millis(250);
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// Cloudflare's words when a peer vanishes without a Close frame.
 pub const DISCONNECTED: &str = "WebSocket disconnected without sending Close frame.";
