@@ -167,7 +167,8 @@ test("a failing alarm is retried with retryCount and isRetry, and stays set unti
       if (info.retryCount < 2) throw new Error(`failure ${info.retryCount}`);
     }
   }
-  const registry = new Registry({ dataDir: tempDir(), alarmRetryScale: 0.01 });
+  // Retries 200 ms and 400 ms apart: room to read the alarm between the first run and the next.
+  const registry = new Registry({ dataDir: tempDir(), alarmRetryScale: 0.1 });
   const stub = await registry.get("f", Flaky);
   const at = Date.now() + 10;
   await inside(stub, (s) => s.setAlarm(at));
@@ -374,7 +375,8 @@ test("alarms survive a SIGKILL of the process that set them", { timeout: 60_000 
   const { spawn } = await import("node:child_process");
   const script = `
     import { DurableObject, Registry, runInDurableObject } from ${JSON.stringify(new URL("../index.js", import.meta.url).href)};
-    class Remembering extends DurableObject { alarm() {} }
+    // Its alarm never finishes here, so it stays stored even if it fires before the kill.
+    class Remembering extends DurableObject { alarm() { return new Promise(() => {}); } }
     const registry = new Registry({ dataDir: ${JSON.stringify(dataDir)} });
     const stub = registry.namespace(Remembering).getByName("killed");
     // Acknowledged = the event returned, so the alarm write is committed and fsynced.

@@ -217,8 +217,7 @@ test("ctx.abort() fails calls in flight, drops uncommitted writes and starts a n
       constructed++;
     }
     async slow() {
-      await sleep(50);
-      return "finished";
+      await new Promise(() => {}); // only the abort settles this call (no race with a timer)
     }
     async abortAfterWrite(reason) {
       await this.ctx.storage.put("doomed", true);
@@ -330,10 +329,12 @@ test("calls an object makes through its env wait for its writes; a failed commit
 
 test("code of a reset instance that runs on can no longer reach storage", async () => {
   let zombie;
+  // The old instance writes only once the abort is done, whatever the machine's pace.
+  const abortDone = deferred();
   class Lingering extends DurableObject {
     async lingerThenWrite() {
       const storage = this.ctx.storage;
-      await sleep(20);
+      await abortDone.promise;
       try {
         storage.kv.put("zombie", 1);
         zombie = "wrote";
@@ -354,7 +355,8 @@ test("code of a reset instance that runs on can no longer reach storage", async 
   await sleep(5);
   await assert.rejects(stub.abortNow(), { message: "Application called abort() to reset Durable Object." });
   await assert.rejects(lingering, { message: "Application called abort() to reset Durable Object." });
-  await sleep(40);
+  abortDone.resolve();
+  for (let waited = 0; zombie === undefined && waited < 10_000; waited += 5) await sleep(5);
   assert.equal(zombie, "This Durable Object was reset; its earlier instance can no longer use storage.");
   assert.equal(await stub.read(), "nothing");
   await registry.close();

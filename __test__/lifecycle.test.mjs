@@ -59,7 +59,9 @@ test("objects with work in flight or waitUntil() pending are not evicted", async
 });
 
 test("idleTimeout evicts objects by itself after they go idle", async () => {
-  const registry = new Registry({ dataDir: tempDir(), idleTimeout: 50 });
+  // Long enough that none goes idle before all three visits are answered (their fsyncs
+  // may end far apart on a slow disk), short enough for a test.
+  const registry = new Registry({ dataDir: tempDir(), idleTimeout: 1000 });
   const stubs = await Promise.all(["a", "b", "c"].map((name) => registry.get(name, Visitor)));
   await Promise.all(stubs.map((stub) => stub.visit()));
   assert.equal(registry.liveObjects, 3);
