@@ -92,17 +92,24 @@ for (const durability of ["full", "relaxed"]) {
           count++;
         }
       });
+      // Listened for from the start: a writer that dies by itself fails the test (instead
+      // of leaving it waiting for acknowledgements that never come).
+      const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve(`exited by itself (${signal ?? code})`)));
       // Let it get going, then kill it at a random moment of its work.
-      await new Promise((resolve) => {
-        const waitForAcks = setInterval(() => {
+      let waitForAcks;
+      const killMoment = new Promise((resolve) => {
+        waitForAcks = setInterval(() => {
           if (count >= 20) {
             clearInterval(waitForAcks);
-            setTimeout(resolve, Math.random() * 150);
+            setTimeout(() => resolve(null), Math.random() * 150);
           }
         }, 5);
       });
+      const early = await Promise.race([killMoment, exited]);
+      clearInterval(waitForAcks);
+      assert.equal(early, null, `the writer ${early}`);
       child.kill("SIGKILL");
-      await new Promise((resolve) => child.on("exit", resolve));
+      await exited;
       next += 1_000_000;
     }
     const registry = new Registry({ dataDir });

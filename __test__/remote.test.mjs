@@ -268,9 +268,11 @@ const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtur
 /** A child process running `script`; resolves with it and its first line of output. */
 async function child(script, args) {
   const proc = spawn(process.execPath, [path.join(fixtures, script), ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  // From the start: an exit is reported once, possibly before anyone asks for it.
+  const exited = new Promise((resolve) => proc.on("exit", resolve));
   const lines = readline.createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
   const first = (await lines.next()).value;
-  return { proc, first };
+  return { proc, first, exited };
 }
 
 test("two processes and a browser: A hosts; B and a page call; B killed mid-call leaves A serving everyone else", async () => {
@@ -288,9 +290,8 @@ test("two processes and a browser: A hosts; B and a page call; B killed mid-call
 
     const caller = await child("caller.mjs", [url]);
     assert.equal(caller.first, "calling");
-    const exited = new Promise((resolve) => caller.proc.on("exit", resolve));
     caller.proc.kill("SIGKILL"); // mid-call: its session ends without a goodbye
-    await exited;
+    await caller.exited;
 
     const counters = connection.namespace("Counter");
     // B's last call may still finish inside A (its timer runs on): counts only grow.
@@ -303,7 +304,7 @@ test("two processes and a browser: A hosts; B and a page call; B killed mid-call
     connection.close();
     await browser.close();
     host.proc.stdin.end();
-    await new Promise((resolve) => host.proc.on("exit", resolve));
+    await host.exited;
   }
   assert.equal(host.proc.exitCode, 0, "A shut down cleanly");
 });
@@ -317,14 +318,12 @@ test("a host that vanishes fails calls in flight and later ones with a .retryabl
     assert.equal(await counter.increment(), 1);
     const inFlight = Promise.resolve(counter.slow(60_000)).catch((e) => e);
     await counter.increment(0); // the slow call has reached the host
-    // Listen before killing: the exit may be reported before the assertions below are done.
-    const exited = new Promise((resolve) => first.proc.on("exit", resolve));
     first.proc.kill("SIGKILL");
     const lost = await inFlight;
     assert.equal(lost.message, "Network connection lost.");
     assert.equal(lost.retryable, true);
     await assert.rejects(Promise.resolve(counter.increment()), { message: "Network connection lost.", retryable: true });
-    await exited;
+    await first.exited;
 
     const second = await child("host.mjs", [dataDir]);
     const again = connect(JSON.parse(second.first).url);
@@ -333,7 +332,7 @@ test("a host that vanishes fails calls in flight and later ones with a .retryabl
     } finally {
       again.close();
       second.proc.stdin.end();
-      await new Promise((resolve) => second.proc.on("exit", resolve));
+      await second.exited;
     }
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });

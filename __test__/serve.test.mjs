@@ -22,6 +22,8 @@ const RATE_LIMITER = path.join(root, "examples", "workers", "rate-limiter");
 /** Runs `open-do serve dir ...args` with this test's runtime; resolves once it listens. */
 async function openDo(dir, ...args) {
   const child = spawn(process.execPath, [CLI, "serve", dir, "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  // From the start: an exit is reported once, possibly before anyone asks for it.
+  const exited = new Promise((resolve) => child.on("exit", resolve));
   let output = "";
   const url = await new Promise((resolve, reject) => {
     const seen = (chunk) => {
@@ -37,7 +39,6 @@ async function openDo(dir, ...args) {
     url,
     output: () => output,
     async stop() {
-      const exited = new Promise((resolve) => child.on("exit", resolve));
       child.kill("SIGTERM");
       return exited;
     },
@@ -396,14 +397,20 @@ export default class extends WorkerEntrypoint {
 test("--watch reloads on change: calls in flight fail with durableObjectReset, the new code serves the same port", async () => {
   const worker = (version) => `
 import { DurableObject } from "cloudflare:workers";
+let waiting = false;
 export class Slow extends DurableObject {
   version() { return "${version}"; }
-  wait() { return new Promise(() => {}); } // settles only by a reset
+  wait() {
+    waiting = true;
+    return new Promise(() => {}); // settles only by a reset
+  }
 }
 export default {
   async fetch(request, env) {
     const stub = env.OBJ.getByName("x");
-    if (new URL(request.url).pathname === "/wait") {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/waiting") return new Response(String(waiting));
+    if (pathname === "/wait") {
       try {
         await stub.wait();
         return new Response("finished");
@@ -429,7 +436,10 @@ export default {
   try {
     assert.equal(await (await fetch(server.url)).text(), "v1");
     const inFlight = fetch(`${server.url}/wait`).then((r) => r.json());
-    await new Promise((resolve) => setTimeout(resolve, 300)); // let the call reach the object
+    // Change the code only once the call is inside the object.
+    for (let i = 0; i < 200 && (await (await fetch(`${server.url}/waiting`)).text()) !== "true"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     fs.writeFileSync(path.join(dir, "index.js"), worker("v2"));
     assert.deepEqual(await inFlight, { message: "Durable Object reset because its code was updated.", durableObjectReset: true });
     let version;
