@@ -2,7 +2,7 @@
 // compatibility module, and TypeScript mains run (Bun natively, Node through tsx).
 import * as nodeModule from "node:module";
 import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import * as compat from "../cloudflare-workers.js";
 
 const require = createRequire(import.meta.url);
@@ -53,4 +53,15 @@ function installResolution(): void {
   } else {
     nodeModule.register(new URL("./hooks.js", import.meta.url).href, { data: { compatUrl } });
   }
+  // A TypeScript Worker in a package without "type": "module" (what `npm create
+  // cloudflare` makes) is compiled to CommonJS by tsx, and Node 22 resolves that code's
+  // require() calls without the hooks above: it would not find `cloudflare:workers`.
+  // require() of our ES module gives the same instance `import` does (the one whose `env`
+  // the CLI fills).
+  const cjs = nodeModule.Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
+  const resolveFilename = cjs._resolveFilename;
+  const compatPath = fileURLToPath(compatUrl);
+  cjs._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]): string {
+    return request === "cloudflare:workers" ? compatPath : resolveFilename.call(this, request, ...rest);
+  };
 }
