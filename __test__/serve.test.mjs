@@ -407,9 +407,10 @@ export default class extends WorkerEntrypoint {
   }
 });
 
-test('a TypeScript Worker in a package without "type": "module" (as npm create cloudflare makes it) runs', async () => {
+test('a TypeScript Worker in a package without "type": "module" (as npm create cloudflare makes it) runs, its imports without extensions too', async () => {
   const dir = project({
     "package.json": JSON.stringify({ name: "plain-package", private: true }),
+    "src/lib/label.ts": `export const label = (n: number): string => "count " + n;`,
     "wrangler.json": JSON.stringify({
       name: "plain",
       main: "src/index.ts",
@@ -419,6 +420,7 @@ test('a TypeScript Worker in a package without "type": "module" (as npm create c
     }),
     "src/index.ts": `
 import { DurableObject, env as moduleEnv } from "cloudflare:workers";
+import { label } from "./lib/label";
 interface Env { COUNTER: DurableObjectNamespace<Counter> }
 export class Counter extends DurableObject<Env> {
   async increment(): Promise<number> {
@@ -430,15 +432,45 @@ export class Counter extends DurableObject<Env> {
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const n = await env.COUNTER.getByName("a").increment();
-    return Response.json({ n, sameEnv: moduleEnv.COUNTER === env.COUNTER });
+    return Response.json({ n: label(n), sameEnv: moduleEnv.COUNTER === env.COUNTER });
   },
 } satisfies ExportedHandler<Env>;
 `,
   });
   const server = await openDo(dir, "--data-dir", tempDir());
   try {
-    assert.deepEqual(await json(server.url), { n: 1, sameEnv: true });
-    assert.deepEqual(await json(server.url), { n: 2, sameEnv: true }, "the import of cloudflare:workers is the module the CLI fills");
+    assert.deepEqual(await json(server.url), { n: "count 1", sameEnv: true });
+    assert.deepEqual(await json(server.url), { n: "count 2", sameEnv: true }, "the import of cloudflare:workers is the module the CLI fills");
+  } finally {
+    assert.equal(await server.stop(), 0);
+  }
+});
+
+test("a JavaScript Worker may import its modules without extensions, as Wrangler's bundler allows", async () => {
+  const dir = project({
+    "package.json": JSON.stringify({ name: "plain-js", private: true }),
+    "wrangler.json": JSON.stringify({
+      name: "plain-js",
+      main: "src/index.js",
+      compatibility_date: "2026-07-01",
+      durable_objects: { bindings: [{ name: "ROOM", class_name: "Room" }] },
+      migrations: [{ tag: "v1", new_sqlite_classes: ["Room"] }],
+    }),
+    "src/room/index.js": `
+import { DurableObject } from "cloudflare:workers";
+import { shout } from "../util";
+export class Room extends DurableObject {
+  hello() { return shout("hello from " + this.ctx.id.name); }
+}`,
+    "src/util.js": `export const shout = (text) => text.toUpperCase() + "!";`,
+    "src/index.js": `
+export { Room } from "./room";
+export default { fetch: async (request, env) => new Response(await env.ROOM.getByName("r").hello()) };
+`,
+  });
+  const server = await openDo(dir, "--data-dir", tempDir());
+  try {
+    assert.equal(await (await fetch(server.url)).text(), "HELLO FROM R!");
   } finally {
     assert.equal(await server.stop(), 0);
   }

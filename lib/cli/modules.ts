@@ -11,23 +11,22 @@ const compatUrl = new URL("../cloudflare-workers.js", import.meta.url).href;
 declare const Bun: { plugin(plugin: { name: string; setup(build: any): void }): void } | undefined;
 
 let installed = false;
-let typescriptInstalled = false;
 
 /**
- * Installs the resolution of `cloudflare:workers`, and on Node TypeScript support when
- * the main module is TypeScript (a JavaScript Worker is ESM as it is). Idempotent.
+ * Installs the resolution of `cloudflare:workers` and, on Node, tsx: Wrangler bundles a
+ * Worker with esbuild, so its modules may be TypeScript, import each other without file
+ * extensions (`./lib/util`) and sit in a package without "type": "module". tsx's ESM
+ * and CommonJS hooks give Node the same freedom (Bun has it natively). Idempotent.
  */
-export async function installModuleHooks(typescript: boolean): Promise<void> {
-  if (!installed) {
-    installed = true;
-    installResolution();
+export async function installModuleHooks(): Promise<void> {
+  if (installed) return;
+  installed = true;
+  installResolution();
+  if (typeof Bun !== "undefined") return;
+  for (const api of ["tsx/esm/api", "tsx/cjs/api"]) {
+    const { register } = (await import(pathToFileURL(require.resolve(api)).href)) as { register: () => unknown };
+    register();
   }
-  if (!typescript || typescriptInstalled || typeof Bun !== "undefined") return;
-  typescriptInstalled = true;
-  // tsx runs .ts/.tsx/.mts/.cts modules and what they import.
-  const tsx = require.resolve("tsx/esm/api");
-  const { register: registerTsx } = (await import(pathToFileURL(tsx).href)) as { register: () => unknown };
-  registerTsx();
 }
 
 function installResolution(): void {
@@ -55,12 +54,21 @@ function installResolution(): void {
   }
   // A TypeScript Worker in a package without "type": "module" (what `npm create
   // cloudflare` makes) is compiled to CommonJS by tsx, and Node 22 resolves that code's
-  // require() calls without the hooks above: it would not find `cloudflare:workers`.
-  // require() of our ES module gives the same instance `import` does (the one whose `env`
-  // the CLI fills).
-  const cjs = nodeModule.Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
-  const resolveFilename = cjs._resolveFilename;
+  // require() calls without the hooks above. So CommonJS resolution learns the name too,
+  // and finds our module already in require's cache: the instance `import` gives (whose
+  // `env` the CLI fills, whose DurableObject the registry knows), not a CommonJS copy.
+  const cjs = nodeModule.Module as unknown as {
+    new (id: string): { filename: string; loaded: boolean; exports: unknown };
+    _resolveFilename: (request: string, ...rest: unknown[]) => string;
+    _cache: Record<string, unknown>;
+  };
   const compatPath = fileURLToPath(compatUrl);
+  const cached = new cjs(compatPath);
+  cached.filename = compatPath;
+  cached.loaded = true;
+  cached.exports = compat;
+  cjs._cache[compatPath] = cached;
+  const resolveFilename = cjs._resolveFilename;
   cjs._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]): string {
     return request === "cloudflare:workers" ? compatPath : resolveFilename.call(this, request, ...rest);
   };

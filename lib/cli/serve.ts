@@ -43,7 +43,7 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   for (const key of Object.keys(workerEnv)) delete workerEnv[key];
   Object.assign(workerEnv, config.vars);
 
-  await installModuleHooks(/\.[cm]?tsx?$/.test(config.main));
+  await installModuleHooks();
   let mod: Record<string, unknown>;
   try {
     mod = moduleExports(await import(pathToFileURL(config.main).href));
