@@ -476,6 +476,60 @@ export default { fetch: async (request, env) => new Response(await env.ROOM.getB
   }
 });
 
+test("text, data and WebAssembly files import as Wrangler's default module rules say", async () => {
+  // An empty WebAssembly module: its 8-byte header.
+  const wasm = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const source = (ts) => `
+import { DurableObject } from "cloudflare:workers";
+import schema from "./schema.sql";
+import note from "./note.txt";
+import page from "./page.html";
+import data from "./blob.bin";
+import module from "./empty.wasm";
+export class Files extends DurableObject${ts ? "<unknown>" : ""} {
+  describe() {
+    this.ctx.storage.sql.exec(schema);
+    this.ctx.storage.sql.exec("INSERT INTO items (name) VALUES (?)", note.trim());
+    return {
+      stored: this.ctx.storage.sql.exec("SELECT name FROM items").one().name,
+      page,
+      data: data instanceof ArrayBuffer ? [...new Uint8Array(data)] : String(data),
+      wasm: module instanceof WebAssembly.Module,
+    };
+  }
+}
+export default { fetch: async (request${ts ? ": Request" : ""}, env${ts ? ": any" : ""}) => Response.json(await env.FILES.getByName("f").describe()) };
+`;
+  // TypeScript in a package without "type" (tsx makes it CommonJS on Node) and an ES module package.
+  for (const [main, type] of [
+    ["src/index.ts", undefined],
+    ["src/index.js", "module"],
+  ]) {
+    const dir = project({
+      "package.json": JSON.stringify({ name: "files", private: true, type }),
+      "wrangler.json": JSON.stringify({
+        name: "files",
+        main,
+        compatibility_date: "2026-07-01",
+        durable_objects: { bindings: [{ name: "FILES", class_name: "Files" }] },
+        migrations: [{ tag: "v1", new_sqlite_classes: ["Files"] }],
+      }),
+      [main]: source(main.endsWith(".ts")),
+      "src/schema.sql": "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT);\n",
+      "src/note.txt": "from a text file\n",
+      "src/page.html": "<h1>hi</h1>",
+      "src/blob.bin": Buffer.from([1, 2, 255]),
+      "src/empty.wasm": wasm,
+    });
+    const server = await openDo(dir, "--data-dir", tempDir());
+    try {
+      assert.deepEqual(await json(server.url), { stored: "from a text file", page: "<h1>hi</h1>", data: [1, 2, 255], wasm: true }, main);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  }
+});
+
 test("--watch reloads on change: calls in flight fail with durableObjectReset, the new code serves the same port", async () => {
   const worker = (version) => `
 import { DurableObject } from "cloudflare:workers";

@@ -1,5 +1,10 @@
-// Node module customization hooks (module.register): `cloudflare:workers` resolves to our
-// compatibility module. Runs on Node's loader thread.
+// Node module customization hooks (module.register), for Nodes without module.registerHooks:
+// `cloudflare:workers` resolves to our compatibility module, and text, data and WebAssembly
+// files load as Wrangler's module rules say. Runs on Node's loader thread.
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { moduleSource, ruleFor } from "./module-rules.js";
+
 let compatUrl = "";
 
 export function initialize(data: { compatUrl: string }): void {
@@ -11,4 +16,12 @@ type Next = (specifier: string, context: unknown) => Promise<{ url: string }>;
 export async function resolve(specifier: string, context: unknown, next: Next): Promise<{ url: string; shortCircuit?: boolean }> {
   if (specifier === "cloudflare:workers") return { url: compatUrl, shortCircuit: true };
   return next(specifier, context);
+}
+
+type NextLoad = (url: string, context: unknown) => Promise<unknown>;
+
+export async function load(url: string, context: unknown, next: NextLoad): Promise<unknown> {
+  const rule = url.startsWith("file:") ? ruleFor(url) : undefined;
+  if (rule === undefined) return next(url, context);
+  return { format: "module", source: moduleSource(rule, await readFile(fileURLToPath(url))), shortCircuit: true };
 }

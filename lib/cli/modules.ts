@@ -1,9 +1,12 @@
 // Making a Worker's imports resolve under Node and Bun: `cloudflare:workers` becomes our
-// compatibility module, and TypeScript mains run (Bun natively, Node through tsx).
+// compatibility module, TypeScript mains run (Bun natively, Node through tsx), and text,
+// data and WebAssembly files import as Wrangler's module rules say (module-rules.ts).
+import { readFileSync } from "node:fs";
 import * as nodeModule from "node:module";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as compat from "../cloudflare-workers.js";
+import { moduleSource, moduleValue, RULE_EXTENSIONS, RULE_FILTER, ruleFor } from "./module-rules.js";
 
 const require = createRequire(import.meta.url);
 const compatUrl = new URL("../cloudflare-workers.js", import.meta.url).href;
@@ -36,6 +39,10 @@ function installResolution(): void {
       setup(build) {
         // The same module instance the CLI fills `env` in.
         build.module("cloudflare:workers", () => ({ exports: compat, loader: "object" }));
+        build.onLoad({ filter: RULE_FILTER }, ({ path }: { path: string }) => ({
+          exports: { default: moduleValue(ruleFor(path)!, readFileSync(path)) },
+          loader: "object",
+        }));
       },
     });
     return;
@@ -47,6 +54,11 @@ function installResolution(): void {
       resolve(specifier: string, context: unknown, next: (s: string, c: unknown) => unknown) {
         if (specifier === "cloudflare:workers") return { url: compatUrl, shortCircuit: true };
         return next(specifier, context);
+      },
+      load(url: string, context: unknown, next: (u: string, c: unknown) => unknown) {
+        const rule = url.startsWith("file:") ? ruleFor(url) : undefined;
+        if (rule === undefined) return next(url, context);
+        return { format: "module", source: moduleSource(rule, readFileSync(fileURLToPath(url))), shortCircuit: true };
       },
     });
   } else {
@@ -61,7 +73,14 @@ function installResolution(): void {
     new (id: string): { filename: string; loaded: boolean; exports: unknown };
     _resolveFilename: (request: string, ...rest: unknown[]) => string;
     _cache: Record<string, unknown>;
+    _extensions: Record<string, (module: { exports: unknown }, filename: string) => void>;
   };
+  // The module rules for that CommonJS code's require() of a .sql file and the like.
+  for (const extension of RULE_EXTENSIONS) {
+    cjs._extensions[extension] = (module, filename) => {
+      module.exports = moduleValue(ruleFor(filename)!, readFileSync(filename));
+    };
+  }
   const compatPath = fileURLToPath(compatUrl);
   const cached = new cjs(compatPath);
   cached.filename = compatPath;

@@ -1,0 +1,34 @@
+// Wrangler's default module rules: what `import x from "./file"` gives for a file that is
+// not JavaScript. Text (.txt, .html, .sql) is the file's text, Data (.bin) an ArrayBuffer,
+// CompiledWasm (.wasm) a WebAssembly.Module — so `import schema from "./schema.sql"`
+// works under open-do as it does under `wrangler dev` and on Cloudflare.
+
+export type ModuleRule = "text" | "data" | "wasm";
+
+const RULES: Record<string, ModuleRule> = { ".txt": "text", ".html": "text", ".sql": "text", ".bin": "data", ".wasm": "wasm" };
+
+/** The file name extensions the rules cover (with the dot). */
+export const RULE_EXTENSIONS = Object.keys(RULES);
+
+/** A filter matching the same files, for Bun's plugins. */
+export const RULE_FILTER = /\.(txt|html|sql|bin|wasm)$/;
+
+/** The rule for a file path or file: URL, or undefined for modules the runtime loads itself. */
+export function ruleFor(file: string): ModuleRule | undefined {
+  const dot = file.lastIndexOf(".");
+  return dot < 0 ? undefined : RULES[file.slice(dot).toLowerCase()];
+}
+
+/** What the module's default export is. */
+export function moduleValue(rule: ModuleRule, bytes: Uint8Array): unknown {
+  if (rule === "text") return new TextDecoder().decode(bytes);
+  const copy = new Uint8Array(bytes); // a copy of its own: a Buffer's .buffer may be a shared pool
+  return rule === "data" ? copy.buffer : new WebAssembly.Module(copy);
+}
+
+/** The same as an ES module's source text, for loader hooks. */
+export function moduleSource(rule: ModuleRule, bytes: Uint8Array): string {
+  if (rule === "text") return `export default ${JSON.stringify(new TextDecoder().decode(bytes))};`;
+  const decode = `Uint8Array.from(atob(${JSON.stringify(Buffer.from(bytes).toString("base64"))}), (c) => c.charCodeAt(0))`;
+  return rule === "data" ? `export default ${decode}.buffer;` : `export default new WebAssembly.Module(${decode});`;
+}
