@@ -11,6 +11,7 @@ import { build } from "esbuild"; // comes with tsx, which runs TypeScript mains 
 import { Miniflare } from "miniflare";
 import WebSocket from "ws";
 import { readConfig } from "../dist/wrangler/config.js";
+import { readLocalSecrets } from "../dist/wrangler/local-secrets.js";
 import { tempDir } from "./helpers/objects.mjs";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -363,6 +364,10 @@ test("what a newcomer hits gets one clear line each, not a stack trace", () => {
   );
   oneLine(openDoOnce("serve", project({ "wrangler.jsonc": '{ "name": "w", // no main\n }' })), /has no "main"/);
   oneLine(openDoOnce("serve", project({ "wrangler.jsonc": '{ "name": "w", "main": }' })), /^open-do: wrangler\.jsonc:1: ValueExpected$/);
+  oneLine(
+    openDoOnce("serve", project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js", exports: {}, migrations: [{ tag: "v1", new_sqlite_classes: ["Other"] }] }), "i.js": worker })),
+    /"exports" and "migrations" both describe the Durable Object classes; use one of them\.$/,
+  );
   const kv = openDoOnce("serve", project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js", kv_namespaces: [{ binding: "CACHE", id: "x" }] }), "i.js": worker }), "--port", "70000");
   assert.equal(kv.status, 2);
   assert.match(kv.stderr, /--port must be a number from 0 to 65535/);
@@ -528,6 +533,90 @@ export default { fetch: async (request${ts ? ": Request" : ""}, env${ts ? ": any
       assert.equal(await server.stop(), 0);
     }
   }
+});
+
+test("a busy port is one clear line", async () => {
+  const worker = project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js" }), "i.js": "export default { fetch: () => new Response('x') };\n" });
+  const first = await openDo(worker, "--data-dir", tempDir());
+  try {
+    const port = new URL(first.url).port;
+    const second = spawnSync(process.execPath, [CLI, "serve", worker, "--port", port, "--data-dir", tempDir()], { encoding: "utf8", timeout: 30_000 });
+    assert.equal(second.status, 1, second.stderr);
+    assert.equal(second.stderr.trim().split("\n").length, 1, second.stderr);
+    assert.match(second.stderr, new RegExp(`^open-do: Cannot listen on 127\\.0\\.0\\.1:${port}: .*in use.*--port\\.`, "i"));
+  } finally {
+    assert.equal(await first.stop(), 0);
+  }
+});
+
+test("local secrets as wrangler dev reads them: .dev.vars (per environment), else the .env files; they reach env over vars", async () => {
+  const config = {
+    name: "secrets",
+    main: "i.js",
+    vars: { FROM_VARS: "vars", SHARED: "vars" },
+    env: { staging: { vars: { FROM_VARS: "staging vars", SHARED: "staging vars" } } },
+  };
+  const worker = `import { env as moduleEnv } from "cloudflare:workers";
+export default { fetch: (request, env) => Response.json({ FROM_VARS: env.FROM_VARS, SHARED: env.SHARED, TOKEN: env.TOKEN, same: moduleEnv.TOKEN === env.TOKEN }) };
+`;
+  const withDevVars = project({
+    "wrangler.json": JSON.stringify(config),
+    "i.js": worker,
+    ".dev.vars": 'SHARED=dev vars\nTOKEN="quoted # value"\n# a comment\n',
+    ".dev.vars.staging": "TOKEN=staging token\n",
+    ".env": "TOKEN=ignored while .dev.vars exists\n",
+  });
+  assert.deepEqual(readLocalSecrets(withDevVars), { files: [".dev.vars"], values: { SHARED: "dev vars", TOKEN: "quoted # value" } });
+  assert.deepEqual(readLocalSecrets(withDevVars, "staging"), { files: [".dev.vars.staging"], values: { TOKEN: "staging token" } });
+  assert.deepEqual(readLocalSecrets(withDevVars, "production"), { files: [".dev.vars"], values: { SHARED: "dev vars", TOKEN: "quoted # value" } });
+  const withDotEnv = project({ ".env": "TOKEN=env\nSHARED=env\n", ".env.staging": "TOKEN=env staging\n", ".env.local": "TOKEN=env local\n" });
+  assert.deepEqual(readLocalSecrets(withDotEnv), { files: [".env", ".env.local"], values: { TOKEN: "env local", SHARED: "env" } });
+  assert.deepEqual(readLocalSecrets(withDotEnv, "staging"), { files: [".env", ".env.staging", ".env.local"], values: { TOKEN: "env local", SHARED: "env" } });
+  assert.deepEqual(readLocalSecrets(tempDir()), { files: [], values: {} });
+
+  for (const [args, expected] of [
+    [[], { FROM_VARS: "vars", SHARED: "dev vars", TOKEN: "quoted # value", same: true }],
+    [["--env", "staging"], { FROM_VARS: "staging vars", SHARED: "staging vars", TOKEN: "staging token", same: true }],
+  ]) {
+    const server = await openDo(withDevVars, "--data-dir", tempDir(), ...args);
+    try {
+      assert.deepEqual(await json(server.url), expected);
+      assert.match(server.output(), /using secrets defined in \.dev\.vars/);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  }
+});
+
+test('the declarative "exports" field names the classes and their storage, instead of migrations', () => {
+  const dir = project({
+    "wrangler.json": JSON.stringify({
+      name: "declared",
+      main: "i.js",
+      durable_objects: { bindings: [{ name: "ROOMS", class_name: "Room" }, { name: "OLD", class_name: "Legacy" }] },
+      exports: {
+        Room: { type: "durable-object", storage: "sqlite" },
+        Legacy: { type: "durable-object", storage: "legacy-kv" },
+        Gone: { type: "durable-object", storage: "sqlite", state: "deleted" },
+        Api: { type: "worker-entrypoint" },
+      },
+    }),
+    "i.js": "export default { fetch: () => new Response('x') };\n",
+  });
+  const config = readConfig(dir);
+  assert.deepEqual(
+    config.durableObjects.map((b) => [b.name, b.className, b.storage]),
+    [
+      ["ROOMS", "Room", "sqlite"],
+      ["OLD", "Legacy", "kv"],
+    ],
+  );
+  assert.deepEqual([...config.classes], [
+    ["Room", "sqlite"],
+    ["Legacy", "kv"],
+  ]);
+  const bad = project({ "wrangler.json": JSON.stringify({ name: "b", main: "i.js", exports: { Room: { type: "durable-object", storage: "kv" } } }), "i.js": "" });
+  assert.throws(() => readConfig(bad), /exports\.Room has "storage" "kv"; it is "sqlite" or "legacy-kv"\./);
 });
 
 test("--watch reloads on change: calls in flight fail with durableObjectReset, the new code serves the same port", async () => {

@@ -8,6 +8,7 @@ import { Registry } from "../registry.js";
 import type { ExecutionContext, FetchHandler, Server } from "../server.js";
 import { compatFlags } from "../wrangler/compat.js";
 import { ConfigError, readConfig, type WorkerConfig } from "../wrangler/config.js";
+import { readLocalSecrets } from "../wrangler/local-secrets.js";
 import { installModuleHooks } from "./modules.js";
 
 export interface ServeOptions {
@@ -41,7 +42,9 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
 
   // What `import { env } from "cloudflare:workers"` sees; DO bindings join once main is loaded.
   for (const key of Object.keys(workerEnv)) delete workerEnv[key];
-  Object.assign(workerEnv, config.vars);
+  const secrets = readLocalSecrets(config.dir, options.env);
+  Object.assign(workerEnv, config.vars, secrets.values);
+  if (secrets.files.length > 0) warnings.push(`open-do: using secrets defined in ${secrets.files.join(", ")}.`);
 
   await installModuleHooks();
   let mod: Record<string, unknown>;
@@ -77,7 +80,16 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
     throw error;
   }
   fillExports(exports, mod, config, registry, fetch);
-  const server = await registry.listen({ port: options.port ?? 8787, hostname: options.hostname ?? "127.0.0.1", fetch, env: workerEnv });
+  const port = options.port ?? 8787;
+  const hostname = options.hostname ?? "127.0.0.1";
+  let server: Server;
+  try {
+    server = await registry.listen({ port, hostname, fetch, env: workerEnv });
+  } catch (error) {
+    await registry.close();
+    // Most often another dev server on the same port.
+    throw new ConfigError(`Cannot listen on ${hostname}:${port}: ${(error as Error).message}. Choose another port with --port.`);
+  }
   const warn = options.warn ?? ((line: string) => console.warn(line));
   for (const line of warnings) warn(line);
   return {

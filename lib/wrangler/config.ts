@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { parse as parseToml } from "smol-toml";
-import { replayMigrations, type Migration, type StorageBackend } from "./migrations.js";
+import { declaredExports, replayMigrations, type Migration, type StorageBackend } from "./migrations.js";
 
 /** wrangler's search order. */
 export const CONFIG_FILES = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
@@ -20,7 +20,7 @@ export interface DurableObjectBinding {
   name: string;
   /** The exported class. */
   className: string;
-  /** SQLite-backed (`new_sqlite_classes`) or KV-backed (`new_classes`, or no migration). */
+  /** SQLite-backed (`new_sqlite_classes`, `"storage": "sqlite"`) or KV-backed (`new_classes`, `"legacy-kv"`, or neither). */
   storage: StorageBackend;
 }
 
@@ -37,7 +37,7 @@ export interface WorkerConfig {
   compatibilityFlags: string[];
   vars: Record<string, unknown>;
   durableObjects: DurableObjectBinding[];
-  /** Every class the migrations leave alive, with its backend (bound or not). */
+  /** Every class the migrations (or `exports`) leave alive, with its backend (bound or not). */
   classes: Map<string, StorageBackend>;
   /** Bindings of other products, which open-do does not provide: [kind, name]. */
   unsupported: [string, string][];
@@ -125,7 +125,13 @@ export function resolveConfig(raw: Record<string, any>, file: string, envName?: 
   if (envName !== undefined && section.migrations !== undefined) {
     throw new ConfigError(`${label}: "migrations" belongs at the top level; it applies to every environment.`);
   }
-  const backends = replayMigrations(migrations, label);
+  if (envName !== undefined && section.exports !== undefined) {
+    throw new ConfigError(`${label}: "exports" belongs at the top level; it applies to every environment.`);
+  }
+  if (raw.exports !== undefined && migrations.length > 0) {
+    throw new ConfigError(`${label}: "exports" and "migrations" both describe the Durable Object classes; use one of them.`);
+  }
+  const backends = raw.exports !== undefined ? declaredExports(raw.exports, label) : replayMigrations(migrations, label);
 
   const bindings = section.durable_objects?.bindings ?? [];
   if (!Array.isArray(bindings)) throw new ConfigError(`${label}: "durable_objects.bindings" must be a list.`);

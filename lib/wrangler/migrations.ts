@@ -1,6 +1,7 @@
 // Replaying a project's `migrations` in order, as wrangler does
 // (packages/wrangler/src/dev/class-names-sqlite.ts), to learn which classes exist and
-// whether each is SQLite-backed or KV-backed.
+// whether each is SQLite-backed or KV-backed — or reading the same from the declarative
+// `exports` that newer wranglers accept instead.
 import { ConfigError } from "./config.js";
 
 export type StorageBackend = "sqlite" | "kv";
@@ -53,4 +54,38 @@ function list<T>(value: T[] | undefined, where: string, key: string): T[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new ConfigError(`${where}: "${key}" must be a list.`);
   return value;
+}
+
+/** A Durable Object class as the declarative `exports` field describes it. */
+interface DeclaredExport {
+  type?: string;
+  storage?: string;
+  state?: string;
+}
+
+const LIVE_STATES = new Set([undefined, "created", "expecting-transfer"]);
+const GONE_STATES = new Set(["deleted", "renamed", "transferred"]);
+
+/**
+ * The live classes the declarative `exports` field names, with their storage backend:
+ * `{ "ChatRoom": { "type": "durable-object", "storage": "sqlite" | "legacy-kv", "state"? } }`.
+ * A class whose state is deleted, renamed or transferred no longer exists under its name.
+ */
+export function declaredExports(exports: unknown, label = "wrangler config"): Map<string, StorageBackend> {
+  if (exports === null || typeof exports !== "object" || Array.isArray(exports)) throw new ConfigError(`${label}: "exports" must be a table of class names.`);
+  const classes = new Map<string, StorageBackend>();
+  for (const [name, entry] of Object.entries(exports as Record<string, DeclaredExport>)) {
+    if (entry === null || typeof entry !== "object") throw new ConfigError(`${label}: exports.${name} must be a table.`);
+    if (entry.type !== "durable-object") continue;
+    if (!LIVE_STATES.has(entry.state) && !GONE_STATES.has(entry.state!)) {
+      throw new ConfigError(`${label}: exports.${name} has an unknown "state" ${JSON.stringify(entry.state)}.`);
+    }
+    if (GONE_STATES.has(entry.state!)) continue;
+    const storage = entry.storage ?? "sqlite";
+    if (storage !== "sqlite" && storage !== "legacy-kv") {
+      throw new ConfigError(`${label}: exports.${name} has "storage" ${JSON.stringify(storage)}; it is "sqlite" or "legacy-kv".`);
+    }
+    classes.set(name, storage === "sqlite" ? "sqlite" : "kv");
+  }
+  return classes;
 }
