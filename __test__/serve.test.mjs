@@ -451,7 +451,7 @@ export default {
   }
 });
 
-test("a JavaScript Worker may import its modules without extensions, as Wrangler's bundler allows", async () => {
+test("a JavaScript Worker may import its modules without extensions, as Wrangler's bundler allows; its top level sees the Durable Object bindings", async () => {
   const dir = project({
     "package.json": JSON.stringify({ name: "plain-js", private: true }),
     "wrangler.json": JSON.stringify({
@@ -469,13 +469,20 @@ export class Room extends DurableObject {
 }`,
     "src/util.js": `export const shout = (text) => text.toUpperCase() + "!";`,
     "src/index.js": `
+import { env as moduleEnv } from "cloudflare:workers";
 export { Room } from "./room";
-export default { fetch: async (request, env) => new Response(await env.ROOM.getByName("r").hello()) };
+// As on Cloudflare, the module's top level sees the bindings (ids work; calls wait for requests).
+const rooms = moduleEnv.ROOM;
+const idAtTopLevel = rooms.idFromName("r").toString();
+export default {
+  fetch: async (request, env) =>
+    Response.json({ text: await env.ROOM.getByName("r").hello(), same: rooms === env.ROOM, id: idAtTopLevel === env.ROOM.idFromName("r").toString() }),
+};
 `,
   });
   const server = await openDo(dir, "--data-dir", tempDir());
   try {
-    assert.equal(await (await fetch(server.url)).text(), "HELLO FROM R!");
+    assert.deepEqual(await json(server.url), { text: "HELLO FROM R!", same: true, id: true });
   } finally {
     assert.equal(await server.stop(), 0);
   }

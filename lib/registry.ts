@@ -94,6 +94,8 @@ export class Registry implements ObjectDirectory {
   readonly #env: unknown;
   readonly #limits: RuntimeLimits;
   readonly #namespaces = new Map<string, { Class: ObjectClass; namespace: DurableObjectNamespace; sqlBacked: boolean }>();
+  /** Namespaces handed out before their class was known (see reserveNamespace). */
+  readonly #reserved = new Map<string, DurableObjectNamespace>();
   readonly #runtimes = new Map<string, ObjectRuntime>();
   readonly #idleTimeout: number;
   readonly #hibernationTimeout: number;
@@ -155,7 +157,8 @@ export class Registry implements ObjectDirectory {
     native.checkNamespaceKey(uniqueKey);
     const storage = options.storage ?? "sqlite";
     if (storage !== "sqlite" && storage !== "kv") throw new TypeError(`storage must be "sqlite" or "kv", not ${JSON.stringify(storage)}`);
-    const namespace = new DurableObjectNamespace<T>(uniqueKey, this);
+    const namespace = (this.#reserved.get(uniqueKey) as DurableObjectNamespace<T> | undefined) ?? new DurableObjectNamespace<T>(uniqueKey, this);
+    this.#reserved.delete(uniqueKey);
     this.#namespaces.set(uniqueKey, { Class: Class as unknown as ObjectClass, namespace, sqlBacked: storage === "sqlite" });
     this.#scheduleStoredAlarms(uniqueKey, namespace);
     return namespace;
@@ -320,6 +323,21 @@ export class Registry implements ObjectDirectory {
     return true;
   }
 
+  /**
+   * @internal The namespace `uniqueKey` will be, before its class is known: `open-do serve`
+   * puts it in `env` before the Worker's module runs (its top level may read `env`), and
+   * namespace() adopts it once the module gave the class. Ids work at once; stubs do not
+   * reach an object until then.
+   */
+  reserveNamespace(uniqueKey: string): DurableObjectNamespace {
+    const existing = this.#namespaces.get(uniqueKey)?.namespace ?? this.#reserved.get(uniqueKey);
+    if (existing !== undefined) return existing;
+    native.checkNamespaceKey(uniqueKey);
+    const namespace = new DurableObjectNamespace(uniqueKey, this);
+    this.#reserved.set(uniqueKey, namespace);
+    return namespace;
+  }
+
   /** @internal The namespace with this uniqueKey, or else of the one class with this name (remote RPC). */
   namespaceNamed(name: string): DurableObjectNamespace | undefined {
     const exact = this.#namespaces.get(name);
@@ -331,7 +349,10 @@ export class Registry implements ObjectDirectory {
   /** @internal */
   stubClass(uniqueKey: string): typeof DurableObjectStub {
     const entry = this.#namespaces.get(uniqueKey);
-    if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
+    if (entry === undefined) {
+      if (this.#reserved.has(uniqueKey)) throw new Error(`The Durable Object class of namespace "${uniqueKey}" is not loaded yet: stubs can be made once the Worker's module has run.`);
+      throw new Error(`No namespace "${uniqueKey}" in this registry.`);
+    }
     if (!this.#rpc) return fetchOnlyStubClass();
     return stubClassFor(entry.Class, supportsRpc(entry.Class));
   }

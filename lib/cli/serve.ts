@@ -40,23 +40,30 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   const flags = compatFlags(config.compatibilityDate, config.compatibilityFlags);
   if (config.compatibilityDate === undefined) warnings.push("open-do: no compatibility_date in the config; using today's.");
 
-  // What `import { env } from "cloudflare:workers"` sees; DO bindings join once main is loaded.
+  const dataDir = options.dataDir ?? path.join(config.dir, ".wrangler", "state", "v3", "do");
+  const exports: Record<string, unknown> = {};
+  const registry = new Registry({ dataDir, env: workerEnv, compatibility: flags, exports });
+  // Miniflare's key: a project's objects keep their ids and files under wrangler dev and here.
+  const uniqueKey = (className: string) => `${config.name}-${className}`;
+
+  // What `import { env } from "cloudflare:workers"` sees, complete before the module runs
+  // (as on Cloudflare, its top level may read env): vars, local secrets, and the Durable
+  // Object namespaces, whose classes the module is about to give.
   for (const key of Object.keys(workerEnv)) delete workerEnv[key];
   const secrets = readLocalSecrets(config.dir, options.env);
   Object.assign(workerEnv, config.vars, secrets.values);
   if (secrets.files.length > 0) warnings.push(`open-do: using secrets defined in ${secrets.files.join(", ")}.`);
+  for (const binding of config.durableObjects) workerEnv[binding.name] = registry.reserveNamespace(uniqueKey(binding.className));
 
   await installModuleHooks();
   let mod: Record<string, unknown>;
   try {
     mod = moduleExports(await import(pathToFileURL(config.main).href));
   } catch (error) {
+    await registry.close();
     throw new ConfigError(`Loading ${path.relative(process.cwd(), config.main) || config.main} failed: ${(error as Error)?.stack ?? error}`);
   }
 
-  const dataDir = options.dataDir ?? path.join(config.dir, ".wrangler", "state", "v3", "do");
-  const exports: Record<string, unknown> = {};
-  const registry = new Registry({ dataDir, env: workerEnv, compatibility: flags, exports });
   for (const binding of config.durableObjects) {
     const Class = mod[binding.className];
     if (typeof Class !== "function") {
@@ -65,11 +72,8 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
         `The Durable Object binding ${binding.name} names class ${binding.className}, but ${path.basename(config.main)} exports no such class.`,
       );
     }
-    // Miniflare's key: a project's objects keep their ids and files under wrangler dev and here.
-    workerEnv[binding.name] = registry.namespace(Class as new (...args: any[]) => object, {
-      uniqueKey: `${config.name}-${binding.className}`,
-      storage: binding.storage,
-    });
+    // The reserved namespace, now with its class (the same object env already holds).
+    workerEnv[binding.name] = registry.namespace(Class as new (...args: any[]) => object, { uniqueKey: uniqueKey(binding.className), storage: binding.storage });
   }
 
   let fetch: FetchHandler;
