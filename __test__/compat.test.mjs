@@ -158,6 +158,9 @@ test("websocket_close_reason_byte_limit (2026-03-03) and websocket_standard_bina
   await current.close();
 }));
 
+/** For each webSocketClose: was the closing socket still among getWebSockets()? */
+const listedWhenClosing = [];
+
 class Answering extends DurableObject {
   fetch(request) {
     const [client, server] = Object.values(new WebSocketPair());
@@ -166,6 +169,7 @@ class Answering extends DurableObject {
     return new Response(null, { status: 101, webSocket: client });
   }
   webSocketClose(ws, code, reason) {
+    listedWhenClosing.push(this.ctx.getWebSockets().includes(ws));
     if (ws.deserializeAttachment().answer) ws.close(code, reason);
   }
 }
@@ -181,12 +185,17 @@ test("web_socket_auto_reply_to_close (2026-04-07): before it, a peer's Close is 
     const client = new WsClient(`${server.url.replace("http", "ws")}/${query}`, { closeTimeout });
     await new Promise((resolve, reject) => client.on("open", resolve).on("error", reject));
     const closed = new Promise((resolve) => client.on("close", (code) => resolve(code)));
+    const handled = listedWhenClosing.length + 1;
     client.close(4000, "bye");
     const code = await closed;
+    for (let i = 0; i < 1000 && listedWhenClosing.length < handled; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     await registry.close();
     return code;
   };
   assert.equal(await closeCode("2026-01-01", "?answer", true), 4000, "the object's close() answers");
   assert.equal(await closeCode("2026-01-01", "", false), 1006, "nobody answers: the client gives up");
   assert.equal(await closeCode("2026-07-01", "", true), 4000, "the runtime answers by itself");
+  // Either way, a socket whose peer closed is no longer listed in its webSocketClose
+  // (a broadcast there does not reach it), whenever its connection ends.
+  assert.deepEqual(listedWhenClosing, [false, false, false]);
 }));

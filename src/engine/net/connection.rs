@@ -207,6 +207,7 @@ impl Connection {
         }
         // The application answers: tungstenite's queued answer goes out only when it does.
         self.reported = true;
+        self.sockets.left_group(self.socket());
         self.queue.push(NetEvent::SocketClosed { socket: self.socket(), group: self.shared.group_id(), code, reason, clean: true });
         self.phase = Phase::AwaitingAnswer { until: Instant::now() + CLOSE_ANSWER_WAIT };
     }

@@ -266,6 +266,18 @@ impl Sockets {
         }
     }
 
+    /// The peer closed and the application is to answer (no auto-reply): the socket leaves
+    /// its group's list now — after a close it is no longer among getWebSockets(), whether
+    /// or not the connection has ended yet — but can still send its answering Close.
+    pub fn left_group(&self, socket: u32) {
+        let mut table = self.table.lock().unwrap();
+        let Table { sockets, groups } = &mut *table;
+        let Some(slot) = sockets.get(&socket) else { return };
+        if let Some(g) = groups.get_mut(&slot.shared.group_id()) {
+            g.members.remove(&socket);
+        }
+    }
+
     /// Forgets the socket (the host has delivered its last event).
     pub fn release(&self, socket: u32) {
         self.ended(socket);
@@ -314,6 +326,21 @@ mod tests {
         sockets.release(b);
         assert_eq!(sockets.tags(a), None);
         assert!(sockets.release_group(group));
+    }
+
+    #[test]
+    fn a_socket_closed_by_its_peer_leaves_the_list_before_its_connection_ends() {
+        let sockets = Sockets::default();
+        let group = sockets.create_group();
+        let a = sockets.create(0, None).id;
+        let b = sockets.create(0, None).id;
+        sockets.hibernate(a, group, vec!["red".into()]).unwrap();
+        sockets.hibernate(b, group, vec!["red".into()]).unwrap();
+        sockets.left_group(a);
+        assert_eq!(sockets.group_sockets(group, None), vec![b]);
+        assert_eq!(sockets.tags(a), Some(vec!["red".to_string()]), "still known until released");
+        sockets.ended(a); // later, when the answer went out
+        assert_eq!(sockets.group_sockets(group, Some("red")), vec![b]);
     }
 
     #[test]
