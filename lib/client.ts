@@ -8,10 +8,17 @@ import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./remote
 
 export const RPC_PATH = "/.open-do/rpc";
 
-/** Methods of T, as a remote caller sees them (every result is a promise). */
+/**
+ * Methods of T, as a remote caller sees them: every result is a promise, on which a
+ * returned object's methods can be called at once (pipelined into the same round trip).
+ */
 export type RemoteStub<T> = {
-  [K in keyof T as T[K] extends (...args: any[]) => any ? K : never]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+  [K in keyof T as T[K] extends (...args: any[]) => any ? K : never]: T[K] extends (...args: infer A) => infer R ? (...args: A) => RemoteResult<R> : never;
 };
+
+/** A remote call's result: the promise, and the methods of the object it will be. */
+export type RemoteResult<R> = Promise<Awaited<R>> &
+  (Awaited<R> extends readonly unknown[] | ((...args: any[]) => any) ? unknown : Awaited<R> extends object ? RemoteStub<Awaited<R>> : unknown);
 
 export interface RemoteNamespace<T> {
   getByName(name: string): RemoteStub<T>;

@@ -2,7 +2,7 @@
 export { OpenDO, DurableObject } from "./durable-object.js";
 export { Registry, type RegistryOptions, type NamespaceOptions } from "./registry.js";
 export { DurableObjectNamespace, DurableObjectId, type DurableObjectJurisdiction } from "./namespace.js";
-export { DurableObjectStub, type RpcMethods } from "./stub.js";
+export { DurableObjectStub, type RpcMethods, type RpcResult } from "./stub.js";
 export { RpcTarget } from "./rpc/target.js";
 export { RpcStub, RpcPromise } from "./rpc/client.js";
 export { DurableObjectState } from "./state.js";

@@ -132,9 +132,19 @@ export type RpcMethods<T> = {
   [K in keyof T as K extends Reserved ? never : T[K] extends (...args: any[]) => any ? K : never]: T[K] extends (
     ...args: infer A
   ) => infer R
-    ? (...args: A) => Promise<Awaited<R>>
+    ? (...args: A) => RpcResult<R>
     : never;
 };
+
+/**
+ * What an RPC call returns: a promise of the result, on which the methods of a returned
+ * object or RpcTarget can be called before it settles (pipelining, as on Cloudflare:
+ * `await room.counter().increment(2)` is one await).
+ */
+export type RpcResult<R> = Promise<Awaited<R>> & RpcPipeline<Awaited<R>>;
+
+/** The methods a result offers for pipelining: an object's, not an array's or a primitive's. */
+type RpcPipeline<V> = V extends readonly unknown[] | ((...args: any[]) => any) ? unknown : V extends object ? RpcMethods<V> : unknown;
 
 /** A stub for an object of class T: `id`, `name`, `fetch()` and T's methods over RPC. */
 export type DurableObjectStub<T = unknown> = DurableObjectStubBase<T> & RpcMethods<T>;
