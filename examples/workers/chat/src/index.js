@@ -29,7 +29,8 @@ export class ChatRoom extends DurableObject {
 
   webSocketClose(ws, code, reason) {
     // Answer the peer's Close (needed before compat date 2026-04-07; harmless after).
-    ws.close(code, reason);
+    // 1005 means the peer sent no code; it cannot be sent back, so answer with 1000.
+    ws.close(code === 1005 ? 1000 : code, reason);
     const { name } = ws.deserializeAttachment();
     this.broadcast(`${name} left`, ws);
   }
