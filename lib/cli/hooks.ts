@@ -1,9 +1,7 @@
 // Node module customization hooks (module.register), for Nodes without module.registerHooks:
 // `cloudflare:workers` resolves to our compatibility module, and text, data and WebAssembly
 // files load as Wrangler's module rules say. Runs on Node's loader thread.
-import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
-import { moduleSource, ruleFor } from "./module-rules.js";
+import { ruleModule } from "./module-rules.js";
 
 let compatUrl = "";
 
@@ -21,7 +19,5 @@ export async function resolve(specifier: string, context: unknown, next: Next): 
 type NextLoad = (url: string, context: unknown) => Promise<unknown>;
 
 export async function load(url: string, context: unknown, next: NextLoad): Promise<unknown> {
-  const rule = url.startsWith("file:") ? ruleFor(url) : undefined;
-  if (rule === undefined) return next(url, context);
-  return { format: "module", source: moduleSource(rule, await readFile(fileURLToPath(url))), shortCircuit: true };
+  return ruleModule(url) ?? next(url, context);
 }

@@ -1,12 +1,11 @@
 // Making a Worker's imports resolve under Node and Bun: `cloudflare:workers` becomes our
 // compatibility module, TypeScript mains run (Bun natively, Node through tsx), and text,
 // data and WebAssembly files import as Wrangler's module rules say (module-rules.ts).
-import { readFileSync } from "node:fs";
 import * as nodeModule from "node:module";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as compat from "../cloudflare-workers.js";
-import { moduleSource, moduleValue, RULE_EXTENSIONS, RULE_FILTER, ruleFor } from "./module-rules.js";
+import { RULE_EXTENSIONS, RULE_FILTER, ruleModule, ruleValue } from "./module-rules.js";
 
 const require = createRequire(import.meta.url);
 const compatUrl = new URL("../cloudflare-workers.js", import.meta.url).href;
@@ -40,7 +39,7 @@ function installResolution(): void {
         // The same module instance the CLI fills `env` in.
         build.module("cloudflare:workers", () => ({ exports: compat, loader: "object" }));
         build.onLoad({ filter: RULE_FILTER }, ({ path }: { path: string }) => ({
-          exports: { default: moduleValue(ruleFor(path)!, readFileSync(path)) },
+          exports: { default: ruleValue(path) },
           loader: "object",
         }));
       },
@@ -56,9 +55,7 @@ function installResolution(): void {
         return next(specifier, context);
       },
       load(url: string, context: unknown, next: (u: string, c: unknown) => unknown) {
-        const rule = url.startsWith("file:") ? ruleFor(url) : undefined;
-        if (rule === undefined) return next(url, context);
-        return { format: "module", source: moduleSource(rule, readFileSync(fileURLToPath(url))), shortCircuit: true };
+        return ruleModule(url) ?? next(url, context);
       },
     });
   } else {
@@ -78,7 +75,7 @@ function installResolution(): void {
   // The module rules for that CommonJS code's require() of a .sql file and the like.
   for (const extension of RULE_EXTENSIONS) {
     cjs._extensions[extension] = (module, filename) => {
-      module.exports = moduleValue(ruleFor(filename)!, readFileSync(filename));
+      module.exports = ruleValue(filename);
     };
   }
   const compatPath = fileURLToPath(compatUrl);

@@ -40,20 +40,19 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   const flags = compatFlags(config.compatibilityDate, config.compatibilityFlags);
   if (config.compatibilityDate === undefined) warnings.push("open-do: no compatibility_date in the config; using today's.");
 
+  const secrets = readLocalSecrets(config.dir, options.env);
+  if (secrets.files.length > 0) warnings.push(`open-do: using secrets defined in ${secrets.files.join(", ")}.`);
+
   const dataDir = options.dataDir ?? path.join(config.dir, ".wrangler", "state", "v3", "do");
   const exports: Record<string, unknown> = {};
   const registry = new Registry({ dataDir, env: workerEnv, compatibility: flags, exports });
-  // Miniflare's key: a project's objects keep their ids and files under wrangler dev and here.
-  const uniqueKey = (className: string) => `${config.name}-${className}`;
 
   // What `import { env } from "cloudflare:workers"` sees, complete before the module runs
   // (as on Cloudflare, its top level may read env): vars, local secrets, and the Durable
   // Object namespaces, whose classes the module is about to give.
   for (const key of Object.keys(workerEnv)) delete workerEnv[key];
-  const secrets = readLocalSecrets(config.dir, options.env);
   Object.assign(workerEnv, config.vars, secrets.values);
-  if (secrets.files.length > 0) warnings.push(`open-do: using secrets defined in ${secrets.files.join(", ")}.`);
-  for (const binding of config.durableObjects) workerEnv[binding.name] = registry.reserveNamespace(uniqueKey(binding.className));
+  for (const binding of config.durableObjects) workerEnv[binding.name] = registry.reserveNamespace(uniqueKey(config, binding.className));
 
   await installModuleHooks();
   let mod: Record<string, unknown>;
@@ -73,7 +72,7 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
       );
     }
     // The reserved namespace, now with its class (the same object env already holds).
-    workerEnv[binding.name] = registry.namespace(Class as new (...args: any[]) => object, { uniqueKey: uniqueKey(binding.className), storage: binding.storage });
+    workerEnv[binding.name] = registry.namespace(Class as new (...args: any[]) => object, { uniqueKey: uniqueKey(config, binding.className), storage: binding.storage });
   }
 
   let fetch: FetchHandler;
@@ -107,6 +106,11 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   };
 }
 
+/** Miniflare's namespace key: a project's objects keep their ids and files under wrangler dev and here. */
+function uniqueKey(config: WorkerConfig, className: string): string {
+  return `${config.name}-${className}`;
+}
+
 /**
  * ctx.exports: a namespace for each exported Durable Object class that has storage (bound,
  * or created by a migration), and the default export as a Fetcher.
@@ -116,7 +120,7 @@ function fillExports(exports: Record<string, unknown>, mod: Record<string, unkno
     if (name === "default" || typeof value !== "function" || !(value.prototype instanceof OpenDO)) continue;
     const storage = config.classes.get(name) ?? config.durableObjects.find((b) => b.className === name)?.storage;
     if (storage === undefined) continue;
-    exports[name] = registry.namespace(value as new (...args: any[]) => object, { uniqueKey: `${config.name}-${name}`, storage });
+    exports[name] = registry.namespace(value as new (...args: any[]) => object, { uniqueKey: uniqueKey(config, name), storage });
   }
   exports.default = {
     fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
