@@ -57,6 +57,23 @@ test("writes of one turn commit together; a later turn sees them", async () => {
   });
 });
 
+test("at full durability a busy object's WAL stays small: it is checkpointed and reused every 100 pages", async () => {
+  const dataDir = tempDir();
+  const registry = new Registry({ dataDir });
+  const stub = registry.namespace(Plain, { uniqueKey: "app-Plain" }).getByName("busy");
+  // 400 commits of one page each: SQLite's default (1,000 pages) would let the WAL grow
+  // to 400 frames (1.6 MiB); every commit would then fsync a longer file.
+  for (let i = 0; i < 400; i++) await runInDurableObject(stub, (_, ctx) => ctx.storage.put("count", i));
+  const wal = path.join(dataDir, "app-Plain", `${stub.id}.sqlite-wal`);
+  const frames = (fs.statSync(wal).size - 32) / (4096 + 24);
+  assert.ok(frames <= 110, `the WAL holds ${frames} frames`);
+  assert.equal(await runInDurableObject(stub, (_, ctx) => ctx.storage.get("count")), 399);
+  await registry.close();
+  const again = new Registry({ dataDir });
+  assert.equal(await runInDurableObject(again.namespace(Plain, { uniqueKey: "app-Plain" }).getByName("busy"), (_, ctx) => ctx.storage.get("count")), 399);
+  await again.close();
+});
+
 test("touching 5,000 objects works under a file-descriptor limit of 256", { timeout: 300_000 }, () => {
   const dataDir = tempDir();
   const script = fixture("many-objects.mjs");

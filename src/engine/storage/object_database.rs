@@ -154,7 +154,7 @@ impl ObjectDatabase {
             self.known_missing = true;
             return Ok(false);
         }
-        let (conn, auth) = connection::open(self.path.as_deref(), create)?;
+        let (conn, auth) = connection::open(self.path.as_deref(), create, self.durability)?;
         // SAFETY: the statements are finalized before the connection closes (field order).
         let raw = unsafe { conn.handle() };
         let transaction = |sql| RawStatement::prepare(raw, sql, true).map(|(s, _)| s.expect("one statement"));
