@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { newHttpBatchRpcSession, newWebSocketRpcSession } from "capnweb";
 import { chromium } from "playwright-core";
-import { connect } from "@redwoodjs/open-do/client";
+import { ConnectionRefusedError, connect } from "@redwoodjs/open-do/client";
 import { DurableObject, Registry, RpcTarget } from "../index.js";
 
 class Tally extends RpcTarget {
@@ -236,6 +236,17 @@ test("a token, when configured, is required; an authorize hook decides per objec
   try {
     const response = await fetch(`${server.url}/.open-do/rpc`, { method: "POST", body: "[]" });
     assert.equal(response.status, 401);
+    // A client without the token, or with a wrong one, learns why it was refused.
+    for (const options of [{}, { token: "wrong" }]) {
+      const refused = connect(server.url, options);
+      const error = await Promise.resolve(refused.namespace("Counter").getByName("open").increment()).catch((e) => e);
+      assert.ok(error instanceof ConnectionRefusedError, String(error));
+      assert.equal(error.status, 401);
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /refused the RPC connection \(HTTP 401\): A valid token is required for RPC\./);
+      assert.doesNotMatch(error.message, /wrong/, "the token is not repeated in messages");
+      refused.close();
+    }
     const connection = connect(server.url, { token: "s3cret" });
     assert.equal(await connection.namespace("Counter").getByName("open").increment(), 1);
     await assert.rejects(Promise.resolve(connection.namespace("Counter").getByName("private").increment()), /refused/);
@@ -250,11 +261,23 @@ test("without a token or hook the endpoint answers on loopback only; rpc: false 
   try {
     const refused = await fetch(`http://127.0.0.1:${open.server.port}/.open-do/rpc`, { method: "POST", body: "[]" });
     assert.equal(refused.status, 403);
+    const client = connect(`http://127.0.0.1:${open.server.port}`);
+    const error = await Promise.resolve(client.namespace("Counter").getByName("a").increment()).catch((e) => e);
+    assert.ok(error instanceof ConnectionRefusedError, String(error));
+    assert.equal(error.status, 403);
+    assert.match(error.message, /RPC is served on loopback only/);
+    client.close();
   } finally {
     await open.registry.close();
   }
   const off = await serve({ rpc: false });
   try {
+    const client = connect(off.server.url);
+    const error = await Promise.resolve(client.namespace("Counter").getByName("a").increment()).catch((e) => e);
+    assert.ok(error instanceof ConnectionRefusedError, String(error));
+    assert.equal(error.status, 200);
+    assert.match(error.message, /did not accept an RPC connection: it answered HTTP 200 \("the app"\) instead of a WebSocket/);
+    client.close();
     assert.equal(await (await fetch(`${off.server.url}/.open-do/rpc`, { method: "POST", body: "[]" })).text(), "the app");
     assert.equal(await (await fetch(`${off.server.url}/.open-do/client.js`)).text(), "the app", "nor is the browser client served");
   } finally {
@@ -324,6 +347,10 @@ test("a host that vanishes fails calls in flight and later ones with a .retryabl
     assert.equal(lost.retryable, true);
     await assert.rejects(Promise.resolve(counter.increment()), { message: "Network connection lost.", retryable: true });
     await first.exited;
+    // Nothing listens there now: a lost connection too, which a later connect() may find up.
+    const early = connect(JSON.parse(first.first).url);
+    await assert.rejects(Promise.resolve(early.namespace("Counter").getByName("survivor").increment()), { message: "Network connection lost.", retryable: true });
+    early.close();
 
     const second = await child("host.mjs", [dataDir]);
     const again = connect(JSON.parse(second.first).url);

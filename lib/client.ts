@@ -50,6 +50,24 @@ export class ConnectionLostError extends Error {
   }
 }
 
+/**
+ * What calls reject with when the server answered the connection with an HTTP error instead
+ * of a WebSocket: a missing or wrong token (401), RPC refused on a non-loopback address
+ * without a token (403), or a server whose RPC endpoint is off. Not retryable: the same
+ * connect() would be refused again.
+ */
+export class ConnectionRefusedError extends Error {
+  readonly retryable = false;
+  constructor(
+    message: string,
+    /** The HTTP status the server answered with. */
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = "ConnectionRefusedError";
+  }
+}
+
 /** Connects to a registry.listen() server: `url` is its address (http(s) or ws(s)). */
 export function connect(url: string | URL, options: ConnectOptions = {}): Connection {
   const target = new URL(url);
@@ -58,12 +76,42 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Connec
   if (target.pathname === "/" || target.pathname === "") target.pathname = RPC_PATH;
   if (options.token !== undefined) target.searchParams.set("token", options.token);
   target.searchParams.set(BATCHED_FRAMES, BATCHED_FRAMES_VALUE);
-  let lost: ConnectionLostError | undefined;
-  const transport = new BatchedTransport(new WebSocket(target.href), (cause) => (lost ??= new ConnectionLostError(cause)));
+  const socket = new WebSocket(target.href);
+  let opened = false;
+  socket.addEventListener("open", () => (opened = true), { once: true });
+  // A WebSocket that never opened tells nothing of why; the server's HTTP answer does.
+  let lost: Promise<Error> | undefined;
+  const transport = new BatchedTransport(socket, (cause) => (lost ??= opened ? Promise.resolve(new ConnectionLostError(cause)) : whyNotOpened(target, cause)));
   const session = new RpcSession(transport);
   const main = session.getRemoteMain() as any;
   return {
     namespace: (className) => main.namespace(className),
     close: () => main[Symbol.dispose]?.(),
   };
+}
+
+/**
+ * Why a connection never opened: asks the same address over plain HTTP and reports the
+ * server's answer. An unreachable server (or a browser's CORS refusal of the question) is
+ * a lost connection, which a later connect() may find up.
+ */
+async function whyNotOpened(target: URL, cause: unknown): Promise<Error> {
+  const probe = new URL(target);
+  probe.protocol = probe.protocol === "wss:" ? "https:" : "http:";
+  let response: Response;
+  try {
+    response = await fetch(probe);
+  } catch {
+    return new ConnectionLostError(cause);
+  }
+  const text = (await response.text().catch(() => "")).trim().slice(0, 200);
+  const shown = new URL(target);
+  shown.search = ""; // not the token
+  if (response.status === 401 || response.status === 403) {
+    return new ConnectionRefusedError(`The server at ${shown.href} refused the RPC connection (HTTP ${response.status})${text ? `: ${text}` : "."}`, response.status);
+  }
+  return new ConnectionRefusedError(
+    `The server at ${shown.href} did not accept an RPC connection: it answered HTTP ${response.status}${text ? ` (${JSON.stringify(text)})` : ""} instead of a WebSocket. Is its RPC endpoint on (listen({ rpc }))?`,
+    response.status,
+  );
 }

@@ -35,7 +35,7 @@ export class BatchedTransport implements RpcTransport {
   #incoming: string[] = [];
   #next = 0;
 
-  /** `mapError` turns the socket's end (receive() rejecting) into the error calls see. */
+  /** `mapError` turns the socket's end (receive() rejecting) into the error calls see (or its promise). */
   constructor(socket: WebSocket, mapError: (cause: unknown) => unknown = (cause) => cause) {
     this.#socket = new WebSocketTransport(socket);
     this.#mapError = mapError;
@@ -62,7 +62,7 @@ export class BatchedTransport implements RpcTransport {
     try {
       frame = await this.#socket.receive();
     } catch (cause) {
-      throw this.#mapError(cause);
+      throw await this.#mapError(cause);
     }
     if (!frame.includes("\n")) return frame;
     this.#incoming = frame.split("\n");
