@@ -10,7 +10,7 @@ export { DurableObjectStorage, type GetOptions, type PutOptions, type ListOption
 export { DurableObjectTransaction } from "./transaction.js";
 export { SqlStorage, SqlStorageCursor, type SqlStorageValue } from "./sql.js";
 export { SyncKvStorage } from "./sync-kv.js";
-export { runInDurableObject } from "./testing.js";
+export { listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "./testing.js";
 export { WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
 export { Response, type ResponseInit } from "./response.js";
 export { Server, type ListenOptions, type ExecutionContext, type FetchHandler } from "./server.js";

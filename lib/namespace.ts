@@ -68,6 +68,11 @@ export class DurableObjectNamespace<T = unknown> {
     return new DurableObjectId(this, parsed.hex, name, parsed.jurisdiction ?? undefined);
   }
 
+  /** @internal The ids of this namespace's objects that have storage (testing's listDurableObjectIds). */
+  _storedIds(): DurableObjectId[] {
+    return this.#directory.storedIds(this.uniqueKey).map((hex) => this._storedId(hex, undefined));
+  }
+
   /** The same name always gives the same id here (and a different one per jurisdiction). */
   idFromName(name: string): DurableObjectId {
     name = String(name);

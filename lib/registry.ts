@@ -1,5 +1,7 @@
 // The Registry: where objects live in this process. It owns the data folder, the
 // namespaces (one per class, keyed by uniqueKey) and the live objects.
+import fs from "node:fs";
+import path from "node:path";
 import { ALARM_TIME_LIMIT_MS, alarmKey, releaseAlarmKey, scheduleAlarm } from "./alarms.js";
 import { commitPending } from "./commits.js";
 import { DurableObjectId, DurableObjectNamespace } from "./namespace.js";
@@ -84,9 +86,13 @@ export interface ObjectDirectory {
   stubClass(uniqueKey: string): typeof DurableObjectStub;
   /** stub.fetch() needs an absolute URL (compat flag durable_object_fetch_requires_full_url). */
   readonly fetchRequiresFullUrl: boolean;
+  /** The ids (hex, sorted) of the namespace's objects that have storage. */
+  storedIds(uniqueKey: string): string[];
 }
 
 const HEX_ID = /^[0-9a-fA-F]{64}$/;
+/** An object's database file: `<idHex>.sqlite` (workerd's layout). */
+const DATABASE_FILE = /^([0-9a-f]{64})\.sqlite$/;
 
 export class Registry implements ObjectDirectory {
   readonly dataDir: string;
@@ -258,6 +264,28 @@ export class Registry implements ObjectDirectory {
       }
       scheduleAlarm(key, atMs);
     };
+  }
+
+  /** @internal See ObjectDirectory.storedIds. */
+  storedIds(uniqueKey: string): string[] {
+    this.#checkOpen();
+    if (this.dataDir === ":memory:") {
+      // In-memory databases live as long as their runtime, which this registry keeps.
+      const prefix = `${uniqueKey}/`;
+      const ids: string[] = [];
+      for (const [key, runtime] of this.#runtimes) {
+        if (key.startsWith(prefix) && !runtime.shut && native.databaseSize(runtime.handle) > 0) ids.push(runtime.id.toString());
+      }
+      return ids.sort();
+    }
+    let files: string[];
+    try {
+      files = fs.readdirSync(path.join(this.dataDir, uniqueKey));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return []; // nothing was ever written
+      throw error;
+    }
+    return files.flatMap((file) => DATABASE_FILE.exec(file)?.[1] ?? []).sort();
   }
 
   /** Objects with an instance in memory right now. */
