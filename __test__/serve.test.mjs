@@ -542,6 +542,88 @@ export default { fetch: async (request${ts ? ": Request" : ""}, env${ts ? ": any
   }
 });
 
+test("a project's own module rules come before the defaults, with wrangler's fallthrough; globs are relative to main's folder", async () => {
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
+  const source = (ts) => `
+import { DurableObject } from "cloudflare:workers";
+import readme from "./docs/readme.md";
+import pixel from "./pixel.png";
+import note from "./note.txt";
+export class Files extends DurableObject${ts ? "<unknown>" : ""} {
+  describe() {
+    return { readme, pixel: pixel instanceof ArrayBuffer ? [...new Uint8Array(pixel)] : String(pixel), note };
+  }
+}
+export default { fetch: async (request${ts ? ": Request" : ""}, env${ts ? ": any" : ""}) => Response.json(await env.FILES.getByName("f").describe()) };
+`;
+  for (const [main, type] of [
+    ["src/index.ts", undefined],
+    ["src/index.js", "module"],
+  ]) {
+    const dir = project({
+      "package.json": JSON.stringify({ name: "rules", private: true, type }),
+      "wrangler.toml": `name = "rules"
+main = "${main}"
+compatibility_date = "2026-07-01"
+
+[[durable_objects.bindings]]
+name = "FILES"
+class_name = "Files"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["Files"]
+
+# Text keeps the default .txt/.html/.sql rule too; Data replaces the default .bin one.
+[[rules]]
+type = "Text"
+globs = ["**/*.md"]
+fallthrough = true
+
+[[rules]]
+type = "Data"
+globs = ["*.png"]
+`,
+      [main]: source(main.endsWith(".ts")),
+      "src/docs/readme.md": "# Read me\n",
+      "src/pixel.png": png,
+      "src/note.txt": "still text",
+    });
+    const server = await openDo(dir, "--data-dir", tempDir());
+    try {
+      assert.deepEqual(await json(server.url), { readme: "# Read me\n", pixel: [0x89, 0x50, 0x4e, 0x47], note: "still text" }, main);
+      assert.match(server.output(), /The default rule \{"type":"Data","globs":\["\*\*\/\*\.bin"\]\} has the same type as the rule at position 1 and is ignored/);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  }
+});
+
+test("module rules open-do cannot honour are one clear line", () => {
+  const cases = [
+    [{ type: "PythonModule", globs: ["**/*.py"] }, /rules\[0\] is a PythonModule rule: open-do runs JavaScript and TypeScript Workers, not Python ones\./],
+    [{ type: "Json", globs: ["**/*.json"] }, /rules\[0\] has type "Json"; it must be one of ESModule, CommonJS, CompiledWasm, Text, Data\./],
+    [{ type: "Text", globs: ["assets/**"] }, /the glob "assets\/\*\*" does not end in a file extension/],
+    [{ type: "Text" }, /rules\[0\] needs "globs", a list of strings\./],
+  ];
+  for (const [rule, message] of cases) {
+    const dir = project({ "wrangler.json": JSON.stringify({ name: "r", main: "i.js", rules: [rule] }), "i.js": "" });
+    assert.throws(() => readConfig(dir), message, JSON.stringify(rule));
+  }
+  // fallthrough = false silences the warning about the default rule it drops.
+  const quiet = project({ "wrangler.json": JSON.stringify({ name: "q", main: "i.js", rules: [{ type: "Text", globs: ["**/*.md"], fallthrough: false }] }), "i.js": "" });
+  const config = readConfig(quiet);
+  assert.deepEqual(config.warnings, []);
+  assert.deepEqual(
+    config.moduleRules.map((r) => [r.type, r.globs]),
+    [
+      ["Text", ["**/*.md"]],
+      ["Data", ["**/*.bin"]],
+      ["CompiledWasm", ["**/*.wasm", "**/*.wasm?module"]],
+    ],
+  );
+});
+
 test("a busy port is one clear line", async () => {
   const worker = project({ "wrangler.json": JSON.stringify({ name: "w", main: "i.js" }), "i.js": "export default { fetch: () => new Response('x') };\n" });
   const first = await openDo(worker, "--data-dir", tempDir());

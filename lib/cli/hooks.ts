@@ -1,12 +1,14 @@
 // Node module customization hooks (module.register), for Nodes without module.registerHooks:
 // `cloudflare:workers` resolves to our compatibility module, and text, data and WebAssembly
 // files load as Wrangler's module rules say. Runs on Node's loader thread.
-import { ruleModule } from "./module-rules.js";
+import type { ModuleRule } from "../wrangler/module-rules.js";
+import { ruleModule, useModuleRules } from "./module-rules.js";
 
 let compatUrl = "";
 
-export function initialize(data: { compatUrl: string }): void {
+export function initialize(data: { compatUrl: string; rules: ModuleRule[]; baseDir: string }): void {
   compatUrl = data.compatUrl;
+  useModuleRules(data.rules, data.baseDir);
 }
 
 type Next = (specifier: string, context: unknown) => Promise<{ url: string }>;

@@ -39,6 +39,7 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   }
   const flags = compatFlags(config.compatibilityDate, config.compatibilityFlags);
   if (config.compatibilityDate === undefined) warnings.push("open-do: no compatibility_date in the config; using today's.");
+  warnings.push(...config.warnings);
 
   const secrets = readLocalSecrets(config.dir, options.env);
   if (secrets.files.length > 0) warnings.push(`open-do: using secrets defined in ${secrets.files.join(", ")}.`);
@@ -54,7 +55,7 @@ export async function serve(options: ServeOptions = {}): Promise<Serving> {
   Object.assign(workerEnv, config.vars, secrets.values);
   for (const binding of config.durableObjects) workerEnv[binding.name] = registry.reserveNamespace(uniqueKey(config, binding.className));
 
-  await installModuleHooks();
+  await installModuleHooks(config.moduleRules, config.baseDir);
   let mod: Record<string, unknown>;
   try {
     mod = moduleExports(await import(pathToFileURL(config.main).href));

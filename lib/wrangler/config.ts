@@ -6,6 +6,7 @@ import path from "node:path";
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { parse as parseToml } from "smol-toml";
 import { declaredExports, replayMigrations, type Migration, type StorageBackend } from "./migrations.js";
+import { resolveModuleRules, type ModuleRule } from "./module-rules.js";
 
 /** wrangler's search order. */
 export const CONFIG_FILES = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
@@ -41,6 +42,12 @@ export interface WorkerConfig {
   classes: Map<string, StorageBackend>;
   /** Bindings of other products, which open-do does not provide: [kind, name]. */
   unsupported: [string, string][];
+  /** The module rules that apply (the project's `rules`, then Wrangler's defaults). */
+  moduleRules: ModuleRule[];
+  /** The folder rules' globs are relative to: `base_dir`, or main's folder. */
+  baseDir: string;
+  /** What wrangler would warn about in this config. */
+  warnings: string[];
 }
 
 /** Binding kinds of other Cloudflare products, by config key. */
@@ -152,6 +159,10 @@ export function resolveConfig(raw: Record<string, any>, file: string, envName?: 
     return { name: b.name, className: b.class_name, storage: backends.get(b.class_name) ?? "kv" };
   });
 
+  const { rules: moduleRules, warnings } = resolveModuleRules(inherited("rules"), label);
+  const baseDir = inherited("base_dir");
+  if (baseDir !== undefined && typeof baseDir !== "string") throw new ConfigError(`${label}: "base_dir" must be a path.`);
+
   const vars = section.vars ?? {};
   if (typeof vars !== "object" || Array.isArray(vars)) throw new ConfigError(`${label}: "vars" must be a table of names and values.`);
 
@@ -174,5 +185,8 @@ export function resolveConfig(raw: Record<string, any>, file: string, envName?: 
     durableObjects,
     classes: backends,
     unsupported,
+    moduleRules,
+    baseDir: baseDir === undefined ? path.dirname(mainPath) : path.resolve(path.dirname(file), baseDir),
+    warnings,
   };
 }
