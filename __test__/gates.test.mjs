@@ -327,6 +327,65 @@ test("calls an object makes through its env wait for its writes; a failed commit
   await registry.close();
 });
 
+test("allowUnconfirmed writes do not hold outputs; sync() still waits for them; a failure still resets the object", async () => {
+  const { native } = await import("../dist/native.js");
+  let instances = 0;
+  const order = [];
+  class Writer extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      instances++;
+    }
+    write(value, options, alsoConfirmed = false) {
+      this.ctx.storage.put("k", value, options);
+      if (alsoConfirmed) this.ctx.storage.put("other", value);
+      this.ctx.storage.sync().then(() => order.push("synced"), () => order.push("sync failed"));
+      return "ok";
+    }
+    alarmUnconfirmed() {
+      this.ctx.storage.setAlarm(Date.now() + 3_600_000, { allowUnconfirmed: true });
+      this.ctx.storage.sync().then(() => order.push("synced"), () => order.push("sync failed"));
+      return "ok";
+    }
+    alarm() {}
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("w", Writer);
+  const call = async (promise) => {
+    assert.equal(await promise, "ok");
+    order.push("returned");
+    await stub.write(0); // a later call, whose result follows every earlier commit
+    return order.splice(0).slice(0, 2);
+  };
+  assert.deepEqual(await call(stub.write(1)), ["synced", "returned"], "a write holds the result until it is durable");
+  assert.deepEqual(await call(stub.write(2, { allowUnconfirmed: true })), ["returned", "synced"], "an unconfirmed one does not");
+  assert.deepEqual(await call(stub.write(3, { allowUnconfirmed: true }, true)), ["synced", "returned"], "one confirmed write in the turn holds it again");
+  assert.deepEqual(await call(stub.alarmUnconfirmed()), ["returned", "synced"], "setAlarm takes the option too");
+
+  // The result goes out before the write is on disk, so a failing fsync no longer reaches
+  // the caller; it still resets the object (a new instance serves the next call).
+  const { syncObjectNow, syncStart } = native;
+  const failing = () => {
+    throw new Error("fsync failed: injected");
+  };
+  const before = instances;
+  native.syncObjectNow = failing;
+  native.syncStart = failing;
+  try {
+    await assert.rejects(stub.write(4), { message: "fsync failed: injected" });
+    order.length = 0;
+    assert.equal(await stub.write(5, { allowUnconfirmed: true }), "ok");
+    assert.deepEqual(order, [], "the result came before the commit");
+    while (!order.includes("sync failed")) await sleep(5);
+  } finally {
+    native.syncObjectNow = syncObjectNow;
+    native.syncStart = syncStart;
+  }
+  await stub.write(6);
+  assert.equal(instances, before + 2, "each failed commit reset the object");
+  await registry.close();
+});
+
 test("code of a reset instance that runs on can no longer reach storage", async () => {
   let zombie;
   // The old instance writes only once the abort is done, whatever the machine's pace.

@@ -7,7 +7,8 @@
 // whole turn or none of it.
 //
 // Outputs (responses, RPC results, ...) wait in `whenDurable()` for every write issued
-// before them. With durability "full" that means the commit has also been fsynced. When
+// before them, except writes made with `allowUnconfirmed` (which only `sync()` waits for).
+// With durability "full" that means the commit has also been fsynced. When
 // several objects commit at once, or a sync is already running, fsyncs run on our fsync
 // pool (up to 32 at once, in parallel across objects), and commits of one object that pile up during
 // its sync share the next one. A lone commit with nothing else in flight is synced on the
@@ -29,9 +30,13 @@ interface Waiter {
 export class Commits {
   /** Writes were issued this turn and are not committed yet. */
   private dirty = false;
+  /** Some of them hold outputs (not all were made with allowUnconfirmed). */
+  private gating = false;
   /** Commits made so far, and how many of them are durable. */
   private committed = 0;
   private durable = 0;
+  /** The last commit that holds outputs. */
+  private gated = 0;
   private syncing = false;
   private waiters: Waiter[] = [];
   /** Open async transactions; the turn's commit waits for them to close. */
@@ -46,8 +51,13 @@ export class Commits {
     private readonly onFailure: (error: unknown) => void,
   ) {}
 
-  /** Records that the current turn wrote (or may have written); schedules its commit. */
-  wrote(): void {
+  /**
+   * Records that the current turn wrote (or may have written); schedules its commit.
+   * `confirmed` false (the write's allowUnconfirmed option) keeps the write from holding
+   * outputs.
+   */
+  wrote(confirmed = true): void {
+    if (confirmed) this.gating = true;
     if (!this.dirty) {
       this.dirty = true;
       scheduleCommit(this);
@@ -55,12 +65,14 @@ export class Commits {
   }
 
   /**
-   * Resolves once every write issued so far is committed and durable. Returns undefined
+   * The output gate: resolves once every write issued so far that holds outputs is
+   * committed and durable — with `all`, every write (storage.sync()). Returns undefined
    * when that already holds, so callers can skip an await on the fast path.
    */
-  whenDurable(): Promise<void> | undefined {
+  whenDurable(all = false): Promise<void> | undefined {
     if (this.broken !== undefined) return Promise.reject(this.broken);
-    const target = this.dirty ? this.committed + 1 : this.committed;
+    const pending = all ? this.dirty : this.gating;
+    const target = pending ? this.committed + 1 : all ? this.committed : this.gated;
     if (this.durable >= target) return undefined;
     return new Promise((resolve, reject) => this.waiters.push({ commit: target, resolve, reject }));
   }
@@ -89,6 +101,8 @@ export class Commits {
       return;
     }
     this.committed++;
+    if (this.gating) this.gated = this.committed;
+    this.gating = false;
     if (outcome === 0) {
       // Nothing was written after all (e.g. only reads through sql.exec): this "commit" is
       // as durable as the ones before it.
@@ -170,6 +184,7 @@ export class Commits {
       native.rollback(this.handle);
       this.dirty = false;
     }
+    this.gating = false;
     this.openTransactions = 0;
     const keep: Waiter[] = [];
     for (const w of this.waiters) {
@@ -184,6 +199,7 @@ export class Commits {
     this.broken = error;
     native.rollback(this.handle);
     this.dirty = false;
+    this.gating = false;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(error);

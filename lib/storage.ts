@@ -22,6 +22,11 @@ export interface PutOptions {
   noCache?: boolean;
 }
 
+/** Whether a write holds outputs: all do, unless made with allowUnconfirmed. */
+function confirmed(options: PutOptions | undefined): boolean {
+  return options?.allowUnconfirmed !== true;
+}
+
 /** workerd's words for the SQL APIs of a KV-backed class (production's, actor-state.c++). */
 const NOT_SQLITE =
   "This Durable Object is not backed by SQLite storage, so the SQL API is not available. SQL can be enabled on a new Durable Object class by using the `new_sqlite_classes` instead of `new_classes` under `[[migrations]]` in your wrangler.toml, but an already-deployed class cannot be converted to SQLite (except by deleting the existing data).";
@@ -93,19 +98,19 @@ export class DurableObjectStorage {
 
   put<T>(key: string, value: T, options?: PutOptions): Promise<void>;
   put<T>(entries: Record<string, T>, options?: PutOptions): Promise<void>;
-  put(keyOrEntries: unknown, valueOrOptions?: unknown, _options?: PutOptions): Promise<void> {
+  put(keyOrEntries: unknown, valueOrOptions?: unknown, options?: PutOptions): Promise<void> {
     try {
       if (isEntries(keyOrEntries)) this.#putEntries(keyOrEntries, valueOrOptions);
-      else this.#putOne(keyString(keyOrEntries), valueOrOptions);
+      else this.#putOne(keyString(keyOrEntries), valueOrOptions, options);
       return RESOLVED;
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  #putOne(key: string, value: unknown): void {
+  #putOne(key: string, value: unknown, options: PutOptions | undefined): void {
     if (value === undefined) throw new TypeError("put() called with undefined value.");
-    this.#commits.wrote();
+    this.#commits.wrote(confirmed(options));
     writeValue(this.#handle, key, value, this.#encoder);
   }
 
@@ -118,7 +123,7 @@ export class DurableObjectStorage {
     }
     const keys = Object.keys(entries);
     tooManyKeys(keys.length);
-    this.#commits.wrote();
+    this.#commits.wrote(confirmed(options as PutOptions | undefined));
     // One batch belongs to one transaction: all of it lands or none of it does.
     this.#transactions.sync(() => {
       for (const key of keys) {
@@ -130,9 +135,9 @@ export class DurableObjectStorage {
 
   delete(key: string, options?: PutOptions): Promise<boolean>;
   delete(keys: string[], options?: PutOptions): Promise<number>;
-  delete(keys: string | string[], _options?: PutOptions): Promise<boolean | number> {
+  delete(keys: string | string[], options?: PutOptions): Promise<boolean | number> {
     return promised(() => {
-      this.#commits.wrote();
+      this.#commits.wrote(confirmed(options));
       if (!Array.isArray(keys)) return deleteKey(this.#handle, keyString(keys));
       tooManyKeys(keys.length);
       const unique = new Set(keys.map(keyString));
@@ -147,10 +152,10 @@ export class DurableObjectStorage {
   }
 
   /** Deletes every KV entry and every SQL table, atomically with the rest of the turn. */
-  deleteAll(_options?: PutOptions): Promise<void> {
+  deleteAll(options?: PutOptions): Promise<void> {
     return promised(() => {
       if (this.#transactions.depth > 0) throw new Error("Cannot call deleteAll() within a transaction");
-      this.#commits.wrote();
+      this.#commits.wrote(confirmed(options));
       // Before compat date 2026-02-24 the alarm survives deleteAll().
       const keep = this.#sections.deleteAllDeletesAlarm ? null : native.alarmGet(this.#handle);
       native.deleteAll(this.#handle);
@@ -169,7 +174,7 @@ export class DurableObjectStorage {
    * since the epoch or a Date; a time in the past means now. A write of this turn: it
    * commits with the turn's other writes, and outputs wait for it.
    */
-  setAlarm(scheduledTime: number | Date, _options?: PutOptions): Promise<void> {
+  setAlarm(scheduledTime: number | Date, options?: PutOptions): Promise<void> {
     return promised(() => {
       const time = scheduledTime instanceof Date ? scheduledTime.getTime() : scheduledTime;
       if (typeof time !== "number" || Number.isNaN(time)) {
@@ -177,16 +182,16 @@ export class DurableObjectStorage {
       }
       if (time <= 0) throw new TypeError("setAlarm() cannot be called with an alarm time <= 0");
       this.#sections.checkAlarmHandler();
-      this.#commits.wrote();
+      this.#commits.wrote(confirmed(options));
       native.alarmSet(this.#handle, Math.max(Math.floor(time), Date.now()), this.#sections.objectName);
       this.#sections.alarmChanged();
     });
   }
 
   /** Removes the alarm (a running alarm() handler is not cancelled). */
-  deleteAlarm(_options?: PutOptions): Promise<void> {
+  deleteAlarm(options?: PutOptions): Promise<void> {
     return promised(() => {
-      this.#commits.wrote();
+      this.#commits.wrote(confirmed(options));
       native.alarmSet(this.#handle, null);
       this.#sections.alarmChanged();
     });
@@ -204,9 +209,9 @@ export class DurableObjectStorage {
     return this.#transactions.sync(closure);
   }
 
-  /** Resolves once every write issued before the call is durable. */
+  /** Resolves once every write issued before the call is durable, allowUnconfirmed ones included. */
   sync(): Promise<void> {
-    return this.#commits.whenDurable() ?? RESOLVED;
+    return this.#commits.whenDurable(true) ?? RESOLVED;
   }
 
   get sql(): SqlStorage {
