@@ -22,6 +22,7 @@ export interface NativeBinding {
   deleteAll(handle: number): void;
   alarmGet(handle: number): number | null;
   alarmSet(handle: number, millis: number | null, name?: string): void;
+  localBookmarkNext(handle: number): number;
   alarmForget(handle: number): void;
   alarmIndexClose(dataDir: string, uniqueKey: string): void;
   alarmIndexEntries(dataDir: string, uniqueKey: string): { id: string; name?: string | null; time: number }[];

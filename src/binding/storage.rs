@@ -50,6 +50,12 @@ pub fn alarm_set(env: Env, handle: u32, millis: Option<f64>, name: Option<String
     with_store(|s| s.set_alarm(handle, millis.map(|ms| ms as i64), name.as_deref())).or_throw(&env)
 }
 
+/// Advances the object's local bookmark (a write of this turn) and returns it.
+#[napi]
+pub fn local_bookmark_next(env: Env, handle: u32) -> napi::Result<f64> {
+    with_store(|s| s.next_local_bookmark(handle)).map(|b| b as f64).or_throw(&env)
+}
+
 /// The object was found to have no alarm: its row leaves the namespace's alarm index.
 #[napi]
 pub fn alarm_forget(env: Env, handle: u32) -> napi::Result<()> {

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS _cf_METADATA (key INTEGER PRIMARY KEY, value BLOB)";
+pub(super) const CREATE: &str = "CREATE TABLE IF NOT EXISTS _cf_METADATA (key INTEGER PRIMARY KEY, value BLOB)";
 const ALARM_KEY: i64 = 1;
 const NANOS_PER_MILLI: i64 = 1_000_000;
 

@@ -13,6 +13,7 @@ pub mod error;
 mod group_sync;
 pub mod key_range;
 mod kv_table;
+mod local_bookmark;
 pub mod location;
 pub mod object_database;
 pub mod object_store;

@@ -17,6 +17,7 @@ use rusqlite::{Connection, ToSql};
 use slab::Slab;
 
 use super::alarm_metadata;
+use super::local_bookmark;
 use super::authorizer::{self, AuthorizerState, Denial, TRANSACTION_STATEMENT_MESSAGE};
 use super::durability::{Durability, NewFiles, SyncTarget};
 use super::group_sync::Ticket;
@@ -288,6 +289,13 @@ impl ObjectDatabase {
         let db = self.db();
         db.begin_implicit()?;
         db.internal(|conn| alarm_metadata::set(conn, millis))
+    }
+
+    /// Advances the object's local bookmark (see local_bookmark), as a write of its turn.
+    pub fn next_local_bookmark(&mut self) -> Result<i64> {
+        let db = self.db();
+        db.begin_implicit()?;
+        db.internal(local_bookmark::next)
     }
 
     /// `deleteAll()` on a SQLite-backed object: every KV entry and every SQL table, view,

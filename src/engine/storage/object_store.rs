@@ -240,6 +240,11 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Advances an object's local bookmark (creating its file, as any write does).
+    pub fn next_local_bookmark(&mut self, handle: Handle) -> Result<i64> {
+        self.writable(handle)?.next_local_bookmark()
+    }
+
     /// Drops an object's row from its namespace's alarm index (it was found to have no alarm).
     pub fn forget_alarm(&mut self, handle: Handle) -> Result<()> {
         let slot = self.slot(handle)?;
