@@ -42,6 +42,9 @@ class Service extends DurableObject {
   async echo(value) {
     return value;
   }
+  repeat(text, times) {
+    return text.repeat(times);
+  }
   mutateAndReturn(object) {
     object.touched = true;
     return object;
@@ -183,6 +186,23 @@ test("values that cannot cross fail with DataCloneError", async () => {
     await assert.rejects(stub.echo(new NotATarget()), error("NotATarget"));
     await assert.rejects(stub.echo({ nested: stub.add(1) }), error("JsRpcPromise"));
     await assert.rejects(stub.returnsSymbol(), { name: "DataCloneError" });
+  });
+});
+
+test("arguments and results over 32 MiB serialized fail as workerd fails them; just under passes", async () => {
+  const tooBig = /^Serialized RPC arguments or return values are limited to 32MiB, but the size of this value was: \d+ bytes\.$/;
+  const MiB = 1024 * 1024;
+  await withService(async (stub) => {
+    await assert.rejects(stub.echo(new Uint8Array(33 * MiB)), { name: "Error", message: tooBig });
+    await assert.rejects(stub.echo(["x".repeat(17 * MiB), "y".repeat(17 * MiB)]), { message: tooBig });
+    // A character outside Latin-1 makes V8 write a string two bytes a character.
+    await assert.rejects(stub.echo({ text: "\u{1F600}".repeat(9 * MiB) }), { message: tooBig });
+    await assert.rejects(stub.repeat("é", 33 * MiB), { message: tooBig }, "a result that is a bare string");
+    const under = new Uint8Array(31 * MiB);
+    under[under.length - 1] = 7;
+    assert.equal((await stub.echo(under)).at(-1), 7);
+    assert.equal((await stub.repeat("é", 31 * MiB)).length, 31 * MiB, "é is Latin-1: one byte each");
+    assert.equal(await stub.add(1), 1, "the object still serves calls");
   });
 });
 

@@ -29,8 +29,42 @@ export function setArgumentStubTransfer(transfer: boolean): void {
   transferArgumentStubs = transfer;
 }
 
+/** Workerd's limit on one call's serialized arguments, or its result (MAX_JS_RPC_MESSAGE_SIZE). */
+export const MAX_RPC_MESSAGE_BYTES = 32 * 1024 * 1024;
+/** Strings at least this long are measured exactly (one or two bytes a character) near the limit. */
+const LONG_STRING = 64 * 1024;
+
+/**
+ * What V8's serializer would write for the values copied, estimated as they are copied
+ * (nothing is serialized in one process): the bytes of strings and buffers, which are
+ * what can reach the limit, plus a few bytes of tags per value. Strings count one byte a
+ * character, as V8 writes Latin-1 text; only when the total nears the limit are long
+ * strings checked for the characters that take two.
+ */
+class MessageSize {
+  bytes = 0;
+  readonly #long: string[] = [];
+
+  string(s: string): void {
+    this.bytes += s.length + 2;
+    if (s.length >= LONG_STRING) this.#long.push(s);
+  }
+
+  /** Throws workerd's error when the message is over the limit. */
+  check(): void {
+    if (this.bytes > MAX_RPC_MESSAGE_BYTES / 2) {
+      for (const s of this.#long) if (/[^\u0000-\u00ff]/.test(s)) this.bytes += s.length;
+      this.#long.length = 0;
+    }
+    if (this.bytes > MAX_RPC_MESSAGE_BYTES) {
+      throw new Error(`Serialized RPC arguments or return values are limited to 32MiB, but the size of this value was: ${this.bytes} bytes.`);
+    }
+  }
+}
+
 class Copier {
   readonly seen = new Map<object, unknown>();
+  readonly size = new MessageSize();
   /** Stubs made for the receiver (disposed with the call, or with the result). */
   readonly created: Hook[] = [];
   /** The caller's stubs that this copy transfers (disposed once copied). */
@@ -43,11 +77,14 @@ class Copier {
 
   copy(value: unknown): unknown {
     switch (typeof value) {
+      case "string":
+        this.size.string(value);
+        return value;
       case "undefined":
       case "boolean":
       case "number":
-      case "string":
       case "bigint":
+        this.size.bytes += 9;
         return value;
       case "symbol":
         throw cloneError(`${String(value)} could not be cloned.`);
@@ -76,9 +113,13 @@ class Copier {
 
   #object(value: object): unknown {
     const proto = Object.getPrototypeOf(value);
+    this.size.bytes += 4;
     if (proto === Object.prototype) {
       const copy: Record<string, unknown> = this.#keep(value, {});
-      for (const key of Object.keys(value)) copy[key] = this.copy((value as Record<string, unknown>)[key]);
+      for (const key of Object.keys(value)) {
+        this.size.string(key);
+        copy[key] = this.copy((value as Record<string, unknown>)[key]);
+      }
       return copy;
     }
     if (Array.isArray(value)) {
@@ -101,7 +142,10 @@ class Copier {
       for (const v of value) copy.add(this.copy(v));
       return copy;
     }
-    if (value instanceof ArrayBuffer) return this.#keep(value, value.slice(0));
+    if (value instanceof ArrayBuffer) {
+      this.size.bytes += value.byteLength;
+      return this.#keep(value, value.slice(0));
+    }
     if (value instanceof TYPED_ARRAY || value instanceof DataView) {
       const view = value as ArrayBufferView;
       const buffer = this.copy(view.buffer) as ArrayBuffer;
@@ -129,6 +173,12 @@ export function copyArgs(args: unknown[]): { values: unknown[]; created: Hook[] 
   if (args.length === 0) return { values: args, created: [] };
   const copier = new Copier(transferArgumentStubs);
   const values = args.map((a) => copier.copy(a));
+  try {
+    copier.size.check();
+  } catch (error) {
+    disposeAll(copier.created);
+    throw error;
+  }
   disposeAll(copier.transferred);
   return { values, created: copier.created };
 }
@@ -138,10 +188,21 @@ export function copyArgs(args: unknown[]): { values: unknown[]; created: Hook[] 
  * `[Symbol.dispose]()` that disposes the stubs inside it.
  */
 export function copyResult(value: unknown): unknown {
+  if (typeof value === "string" && value.length > MAX_RPC_MESSAGE_BYTES / 2) {
+    const size = new MessageSize();
+    size.string(value);
+    size.check();
+  }
   if (typeof value !== "object" && typeof value !== "function" && typeof value !== "symbol") return value;
   if (value === null) return null;
   const copier = new Copier();
   const copy = copier.copy(value);
+  try {
+    copier.size.check();
+  } catch (error) {
+    disposeAll(copier.created);
+    throw error;
+  }
   if (typeof copy === "object" && copy !== null && hookOf(copy) === undefined && !(copy instanceof DurableObjectStub)) {
     const created = copier.created;
     Object.defineProperty(copy, disposeSymbol, { value: () => disposeAll(created), configurable: true });
