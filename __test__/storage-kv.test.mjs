@@ -1,6 +1,7 @@
 // The async KV API of ctx.storage (Cloudflare reference §1.6, §2.9).
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { DurableObject, Registry, runInDurableObject } from "../index.js";
 import { inObject } from "./helpers/objects.mjs";
 
 test("get of a missing key is undefined; put then get returns a fresh copy", async () => {
@@ -84,6 +85,32 @@ test("values over the size limit fail with SQLITE_TOOBIG and leave data intact",
     await storage.put("big", new Uint8Array(2_097_152));
     assert.equal((await storage.get("big")).byteLength, 2_097_152);
   });
+});
+
+test("KV-backed classes have the KV backend's limits: 2,048-byte keys, 131,072-byte values; SQLite-backed ones do not", async () => {
+  class Legacy extends DurableObject {}
+  class Modern extends DurableObject {}
+  const registry = new Registry({ dataDir: ":memory:" });
+  const keyTooBig = { name: "RangeError", message: "Keys cannot be larger than 2048 bytes." };
+  const valueTooBig = { name: "RangeError", message: "Values cannot be larger than 131072 bytes." };
+  const longest = "é".repeat(1024); // 2,048 bytes of UTF-8
+  await runInDurableObject(registry.namespace(Legacy, { storage: "kv" }).getByName("l"), async (_, { storage }) => {
+    await storage.put("k", "kept");
+    await assert.rejects(storage.put(longest + "x", 1), keyTooBig);
+    await assert.rejects(storage.get(longest + "x"), keyTooBig);
+    await assert.rejects(storage.get(["k", longest + "x"]), keyTooBig);
+    await assert.rejects(storage.delete(longest + "x"), keyTooBig);
+    await assert.rejects(storage.put("k", new Uint8Array(131_072 + 100)), valueTooBig);
+    await assert.rejects(storage.put({ a: 1, k: "x".repeat(140_000) }), valueTooBig);
+    assert.deepEqual([...(await storage.list())], [["k", "kept"]], "nothing of the refused calls was stored");
+    await storage.put(longest, new Uint8Array(131_072));
+    assert.equal((await storage.get(longest)).byteLength, 131_072, "128 KiB of bytes under a 2 KiB key fit");
+  });
+  await runInDurableObject(registry.namespace(Modern).getByName("m"), async (_, { storage }) => {
+    await storage.put(longest + "x", new Uint8Array(200_000));
+    assert.equal((await storage.get(longest + "x")).byteLength, 200_000);
+  });
+  await registry.close();
 });
 
 test("keys order by UTF-8 bytes; the empty string is the smallest key", async () => {

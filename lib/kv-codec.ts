@@ -32,9 +32,29 @@ export function readValue(handle: number, key: string): unknown {
   return deserialize(result(length).subarray(0, length));
 }
 
-export function writeValue(handle: number, key: string, value: unknown, encoder: ValueEncoder): void {
+// The limits of Cloudflare's KV storage backend, which KV-backed classes have in production
+// (SQLite-backed ones only have SQLite's row limit). Its values are measured serialized;
+// miniflare v2, written against production, let them run 32 bytes over for V8's framing.
+const MAX_KEY_BYTES = 2048;
+const MAX_VALUE_BYTES = 128 * 1024;
+const VALUE_FRAMING_SLACK = 32;
+
+/** Throws the KV backend's error for a key over its limit (UTF-8 bytes). */
+export function checkKvBackendKey(key: string): void {
+  if (key.length > MAX_KEY_BYTES / 3 && Buffer.byteLength(key, "utf8") > MAX_KEY_BYTES) {
+    throw new RangeError(`Keys cannot be larger than ${MAX_KEY_BYTES} bytes.`);
+  }
+}
+
+/** Stores `value` under `key`; `kvBackend` applies the KV backend's key and value limits. */
+export function writeValue(handle: number, key: string, value: unknown, encoder: ValueEncoder, kvBackend = false): void {
+  if (kvBackend) checkKvBackendKey(key);
+  const bytes = encoder.encode(value);
+  if (kvBackend && bytes.length > MAX_VALUE_BYTES + VALUE_FRAMING_SLACK) {
+    throw new RangeError(`Values cannot be larger than ${MAX_VALUE_BYTES} bytes.`);
+  }
   const keyLength = encodeKey(key);
-  native.kvPut(handle, keys.bytes, keyLength, encoder.encode(value));
+  native.kvPut(handle, keys.bytes, keyLength, bytes);
 }
 
 export function deleteKey(handle: number, key: string): boolean {

@@ -4,7 +4,7 @@
 // like workerd's SQLite backend: awaiting them does not yield to other events and does
 // not end the turn's write batch. Errors come back as rejected promises.
 import type { Commits } from "./commits.js";
-import { deleteKey, getEntries, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
+import { checkKvBackendKey, deleteKey, getEntries, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
 import { native } from "./native.js";
 import { SqlStorage } from "./sql.js";
 import type { ValueEncoder } from "./structured-clone.js";
@@ -93,7 +93,7 @@ export class DurableObjectStorage {
   get(keys: string | string[], _options?: GetOptions): Promise<unknown> {
     if (!Array.isArray(keys)) {
       try {
-        return Promise.resolve(readValue(this.#handle, keyString(keys)));
+        return Promise.resolve(readValue(this.#handle, this.#key(keys)));
       } catch (e) {
         return Promise.reject(e);
       }
@@ -103,7 +103,14 @@ export class DurableObjectStorage {
 
   #getMany(keys: unknown[]): Map<string, unknown> {
     tooManyKeys(keys.length);
-    return getEntries(this.#handle, keys.map(keyString));
+    return getEntries(this.#handle, keys.map((key) => this.#key(key)));
+  }
+
+  /** A key as stored: a string, within the KV backend's limit for KV-backed classes. */
+  #key(key: unknown): string {
+    const text = keyString(key);
+    if (!this.#sections.sqlBacked) checkKvBackendKey(text);
+    return text;
   }
 
   put<T>(key: string, value: T, options?: PutOptions): Promise<void>;
@@ -121,7 +128,7 @@ export class DurableObjectStorage {
   #putOne(key: string, value: unknown, options: PutOptions | undefined): void {
     if (value === undefined) throw new TypeError("put() called with undefined value.");
     this.#commits.wrote(confirmed(options));
-    writeValue(this.#handle, key, value, this.#encoder);
+    writeValue(this.#handle, key, value, this.#encoder, !this.#sections.sqlBacked);
   }
 
   #putEntries(entries: Record<string, unknown>, options: unknown): void {
@@ -138,7 +145,7 @@ export class DurableObjectStorage {
     this.#transactions.sync(() => {
       for (const key of keys) {
         const value = entries[key];
-        if (value !== undefined) writeValue(this.#handle, key, value, this.#encoder);
+        if (value !== undefined) writeValue(this.#handle, key, value, this.#encoder, !this.#sections.sqlBacked);
       }
     });
   }
@@ -148,9 +155,9 @@ export class DurableObjectStorage {
   delete(keys: string | string[], options?: PutOptions): Promise<boolean | number> {
     return promised(() => {
       this.#commits.wrote(confirmed(options));
-      if (!Array.isArray(keys)) return deleteKey(this.#handle, keyString(keys));
+      if (!Array.isArray(keys)) return deleteKey(this.#handle, this.#key(keys));
       tooManyKeys(keys.length);
-      const unique = new Set(keys.map(keyString));
+      const unique = new Set(keys.map((key) => this.#key(key)));
       let count = 0;
       for (const key of unique) if (deleteKey(this.#handle, key)) count++;
       return count;
