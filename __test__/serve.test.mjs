@@ -308,6 +308,9 @@ new_classes = ["Store"]
 [env.staging]
 vars = { WHERE = "staging" }
 durable_objects.bindings = [{ name = "STORE", class_name = "Store" }]
+
+[env.bare]
+vars = { WHERE = "bare" }
 `,
     "index.js": `
 import { DurableObject } from "cloudflare:workers";
@@ -319,7 +322,9 @@ export class Store extends DurableObject {
     return Response.json({ kv: await this.ctx.storage.get("k"), sql, where: this.env.WHERE });
   }
 }
-export default { fetch: (request, env) => env.STORE.getByName("x").fetch(request) };
+export default {
+  fetch: (request, env) => (env.STORE ? env.STORE.getByName("x").fetch(request) : Response.json({ where: env.WHERE, store: "none" })),
+};
 `,
   });
   const top = await openDo(dir, "--data-dir", tempDir());
@@ -340,9 +345,18 @@ export default { fetch: (request, env) => env.STORE.getByName("x").fetch(request
   } finally {
     await staging.stop();
   }
+  // As wrangler: an environment without its own durable_objects has none, with a warning.
+  const bare = await openDo(dir, "--env", "bare", "--data-dir", tempDir());
+  try {
+    assert.deepEqual(await json(bare.url), { where: "bare", store: "none" });
+    assert.match(bare.output(), /"durable_objects" exists at the top level of wrangler\.toml, but not on "env\.bare"; it is not inherited by environments/);
+    assert.doesNotMatch(bare.output(), /"vars" exists/, "bare has its own vars");
+  } finally {
+    await bare.stop();
+  }
   const unknown = openDoOnce("serve", dir, "--env", "prod");
   assert.equal(unknown.status, 1);
-  assert.equal(unknown.stderr.trim(), 'open-do: wrangler.toml has no environment "prod" (it has: staging).');
+  assert.equal(unknown.stderr.trim(), 'open-do: wrangler.toml has no environment "prod" (it has: staging, bare).');
 });
 
 test("what a newcomer hits gets one clear line each, not a stack trace", () => {

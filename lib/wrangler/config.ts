@@ -142,11 +142,6 @@ export function resolveConfig(raw: Record<string, any>, file: string, envName?: 
 
   const bindings = section.durable_objects?.bindings ?? [];
   if (!Array.isArray(bindings)) throw new ConfigError(`${label}: "durable_objects.bindings" must be a list.`);
-  if (envName !== undefined && section.durable_objects === undefined && raw.durable_objects !== undefined) {
-    throw new ConfigError(
-      `${label}: environment "${envName}" declares no durable_objects; wrangler does not inherit them from the top level, so declare them again under [env.${envName}].`,
-    );
-  }
   const durableObjects = bindings.map((b: any): DurableObjectBinding => {
     if (typeof b?.name !== "string" || typeof b?.class_name !== "string") {
       throw new ConfigError(`${label}: each Durable Object binding needs a "name" and a "class_name".`);
@@ -160,6 +155,17 @@ export function resolveConfig(raw: Record<string, any>, file: string, envName?: 
   });
 
   const { rules: moduleRules, warnings } = resolveModuleRules(inherited("rules"), label);
+  // Bindings and vars are not inherited: an environment without them has none (wrangler
+  // serves it so, and warns).
+  if (envName !== undefined) {
+    for (const key of ["vars", "durable_objects", ...Object.keys(OTHER_BINDINGS)]) {
+      if (raw[key] !== undefined && section[key] === undefined) {
+        warnings.push(
+          `open-do: "${key}" exists at the top level of ${label}, but not on "env.${envName}"; it is not inherited by environments, so env.${envName} has none. Add "${key}" to "env.${envName}" if it should.`,
+        );
+      }
+    }
+  }
   const baseDir = inherited("base_dir");
   if (baseDir !== undefined && typeof baseDir !== "string") throw new ConfigError(`${label}: "base_dir" must be a path.`);
 
