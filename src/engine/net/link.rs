@@ -86,6 +86,13 @@ impl Link {
         self.state.lock().unwrap().closed
     }
 
+    /// The sends still queued, and whether the link is closed: read together, so that a
+    /// send pushed just before the close is not mistaken for one that never came.
+    fn take_pending(&self) -> (VecDeque<Outgoing>, bool) {
+        let mut state = self.state.lock().unwrap();
+        (std::mem::take(&mut state.items), state.closed)
+    }
+
     /// Hands a new connection to the host's loop. `stop` ends the host's polling.
     pub fn drive_inline(self: &Arc<Self>, mut connection: Connection, stop: Box<dyn FnOnce() + Send>) {
         connection.set_level_triggered(true);
@@ -160,7 +167,11 @@ pub(crate) async fn drive(mut connection: Connection, link: Arc<Link>) {
     // What arrived before this task began (with the handshake, or while handed over).
     connection.read();
     loop {
-        let closed = link.is_closed();
+        // What the application sent before it let the socket go still goes out: the
+        // object's close() answering a peer's Close is followed at once by the socket's
+        // release, and this task may wake to find both.
+        let (pending, closed) = link.take_pending();
+        pending.into_iter().for_each(|item| connection.send(item));
         if connection.is_over(closed) {
             break;
         }
@@ -189,4 +200,46 @@ pub(crate) async fn drive(mut connection: Connection, link: Arc<Link>) {
     }
     drop(io); // deregisters the descriptor before the connection closes it
     connection.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use tungstenite::protocol::frame::coding::CloseCode;
+    use tungstenite::protocol::{CloseFrame, Role};
+    use tungstenite::{Message, WebSocket};
+
+    use super::*;
+    use crate::engine::net::events::EventQueue;
+    use crate::engine::net::sockets::Sockets;
+
+    #[test]
+    fn an_answer_sent_just_before_the_release_still_goes_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = WebSocket::from_raw_socket(TcpStream::connect(listener.local_addr().unwrap()).unwrap(), Role::Client, None);
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_nonblocking(true).unwrap();
+        let sockets = Arc::new(Sockets::default());
+        sockets.set_close_auto_reply(false); // before compat date 2026-04-07: the object answers
+        let queue = Arc::new(EventQueue::new(Box::new(|| {})));
+        let mut connection = Connection::new(stream, Vec::new(), sockets.create(0, None), queue.clone(), sockets);
+
+        // The peer closes; the connection reports it and waits for the application's answer.
+        peer.send(Message::Close(Some(CloseFrame { code: CloseCode::Library(4000), reason: "bye".into() }))).unwrap();
+        while queue.take().is_empty() {
+            connection.read();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The answer and the release both happen before the driver runs.
+        let link = Arc::new(Link::default());
+        assert!(link.push(Outgoing::Close(Some(CloseFrame { code: CloseCode::Library(4000), reason: "bye".into() }))));
+        link.close();
+        runtime().block_on(drive(connection, link));
+
+        match peer.read() {
+            Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 4000),
+            other => panic!("the peer should get our Close, got {other:?}"),
+        }
+    }
 }
