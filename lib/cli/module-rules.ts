@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import picomatch from "picomatch";
-import { DEFAULT_RULES, ruleExtension, type ModuleRule, type RuleType } from "../wrangler/module-rules.js";
+import { DEFAULT_RULES, givesValue, ruleExtension, type ModuleRule, type RuleType } from "../wrangler/module-rules.js";
 
 interface CompiledRule {
   type: RuleType;
@@ -26,7 +26,7 @@ function compile(rules: ModuleRule[], baseDir: string): ActiveRules {
   return {
     baseDir,
     rules: rules
-      .filter((rule): rule is ModuleRule & { type: RuleType } => rule.type === "Text" || rule.type === "Data" || rule.type === "CompiledWasm")
+      .filter(givesValue)
       // A "?module" suffix (Wrangler's import of x.wasm?module) names the same file.
       .map((rule) => ({ type: rule.type, matches: picomatch(rule.globs.map((g) => g.replace(/\?module$/, "")), { dot: true }) })),
   };
@@ -41,7 +41,7 @@ export function useModuleRules(rules: ModuleRule[], baseDir: string): void {
 
 /** The file name extensions (with the dot) that rules name: the only files they can match. */
 export function ruleExtensions(rules: ModuleRule[] = DEFAULT_RULES): string[] {
-  return [...new Set(rules.flatMap((rule) => rule.globs.map(ruleExtension)))];
+  return [...new Set(rules.flatMap((rule) => rule.globs.map((glob) => ruleExtension(glob)!)))];
 }
 
 /**

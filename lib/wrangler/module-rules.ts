@@ -22,12 +22,17 @@ export const DEFAULT_RULES: ModuleRule[] = [
 
 const TYPES = new Set(["ESModule", "CommonJS", "CompiledWasm", "Text", "Data"]);
 
+/** Whether the rule gives a module's value (the others are JavaScript, which the runtime loads). */
+export function givesValue(rule: ModuleRule): rule is ModuleRule & { type: RuleType } {
+  return rule.type === "Text" || rule.type === "Data" || rule.type === "CompiledWasm";
+}
+
 /**
- * The extension a glob ends in ("**\/*.md" → ".md"). Node's CommonJS loader and Bun's
- * plugins pick files by extension, so open-do takes only globs that end in one.
+ * The extension a glob ends in ("**\/*.md" → ".md"), or undefined. Node's CommonJS loader
+ * and Bun's plugins pick files by extension, so open-do takes only globs that end in one.
  */
-export function ruleExtension(glob: string): string {
-  return /(\.[A-Za-z0-9_-]+)(\?module)?$/.exec(glob)![1]!.toLowerCase();
+export function ruleExtension(glob: string): string | undefined {
+  return /(\.[A-Za-z0-9_-]+)(\?module)?$/.exec(glob)?.[1]?.toLowerCase();
 }
 
 /** Checks the config's `rules` and returns the rules that apply, with wrangler's warnings. */
@@ -45,7 +50,7 @@ export function resolveModuleRules(raw: unknown, label: string): { rules: Module
       throw new ConfigError(`${where} needs "globs", a list of strings.`);
     }
     for (const glob of rule.globs as string[]) {
-      if (!/\.[A-Za-z0-9_-]+(\?module)?$/.test(glob)) {
+      if (ruleExtension(glob) === undefined) {
         throw new ConfigError(`${where}: the glob ${JSON.stringify(glob)} does not end in a file extension; open-do matches module rules by extension (e.g. "**/*.md").`);
       }
     }
