@@ -234,3 +234,38 @@ test("large results come back whole", async () => {
     assert.equal(big.byteLength, 1_000_000);
   });
 });
+
+// Storage runs on the JavaScript thread: a query that never ends froze every object, the
+// Worker and every timer of the process for good. The child runs such queries under a
+// 300 ms sqlTimeLimit; a runtime without the limit never answers, and is killed.
+test("a runaway query is interrupted at the time limit with a clear error; the process and the object go on", { timeout: 90_000 }, async () => {
+  const { spawn } = await import("node:child_process");
+  const { tempDir } = await import("./helpers/objects.mjs");
+  const child = spawn(process.execPath, [new URL("./fixtures/runaway-sql.mjs", import.meta.url).pathname, tempDir()], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const how = await new Promise((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+  clearTimeout(killer);
+  assert.equal(how, 0, `the child ${how === "SIGKILL" ? "froze and was killed" : `exited with ${how}`}`);
+  const report = JSON.parse(out);
+  assert.match(report.countEndless.error, /SQL statement interrupted: it ran longer than the time limit of 300 ms .*sqlTimeLimit.*: SQLITE_INTERRUPT/);
+  assert.deepEqual(report.sameObjectAfter, { value: "pong" });
+  assert.deepEqual(report.otherObject, { value: "pong" });
+  assert.equal(report.timersRan, true);
+  // An endless INSERT interrupted mid-turn: SQLite rolls back the whole transaction, so the
+  // turn's earlier put is gone too. The caller must not see success: the object resets,
+  // and nothing of the turn is stored.
+  assert.match(report.insertEndless.error ?? "", /rolled back this turn's writes/);
+  assert.deepEqual(report.afterInsert, { value: { before: null, rows: 0 } });
+  // On an object without a file, the cursor of an endless query reads lazily too.
+  assert.deepEqual(report.firstRows, { value: [1, 2, 3, 4, 5] });
+  assert.equal(report.filelessFileCreated, false);
+});
+
+test("sqlTimeLimit must be a positive integer", async () => {
+  const { Registry } = await import("../index.js");
+  assert.throws(() => new Registry({ dataDir: ":memory:", sqlTimeLimit: 0 }), { name: "TypeError", message: /sqlTimeLimit/ });
+});

@@ -9,10 +9,12 @@ import { createRequire } from "node:module";
 import type * as Binding from "../binding.cjs";
 
 export interface NativeBinding {
-  storageOpen(dataDir: string, uniqueKey: string, idHex: string, durability: string): number;
+  storageOpen(dataDir: string, uniqueKey: string, idHex: string, durability: string, sqlTimeLimitMs: number): number;
   storageClose(handle: number): void;
   storageRekey(handle: number): number;
   checkNamespaceKey(uniqueKey: string): void;
+  namespaceLock(dataDir: string, uniqueKey: string): number | null;
+  namespaceUnlock(lock: number): void;
   storageOpenFiles(): number;
   kvGet(handle: number, key: Uint8Array, keyLength: number, out: Uint8Array): number;
   kvPut(handle: number, key: Uint8Array, keyLength: number, value: Uint8Array): void;
@@ -43,6 +45,7 @@ export interface NativeBinding {
   syncObjectNow(handle: number): void;
   takeOverflow(): Uint8Array;
   idFromName(uniqueKey: string, name: string, jurisdiction?: string): string;
+  idFromWtf8Name(uniqueKey: string, name: Uint8Array, jurisdiction?: string): string;
   newUniqueId(uniqueKey: string, jurisdiction?: string): string;
   parseId(uniqueKey: string, text: string): { hex: string; jurisdiction?: string | null };
   alarmTimerInit(fire: (key: number) => void): void;

@@ -67,6 +67,13 @@ export interface RegistryOptions {
   exports?: Record<string, unknown>;
   /** ms an alarm() run may take before the object is reset and the run retried. Default 900,000 (Cloudflare's 15 minutes). */
   alarmTimeLimit?: number;
+  /**
+   * ms one `sql.exec()` (or one batch of a cursor's rows) may run before the statement is
+   * interrupted with an error. Storage runs on the JavaScript thread, so without a limit a
+   * runaway query (an unbounded recursive CTE) would freeze the whole process. Default
+   * 30,000 (Cloudflare's CPU limit per request).
+   */
+  sqlTimeLimit?: number;
 }
 
 export interface NamespaceOptions {
@@ -105,6 +112,7 @@ export class Registry implements ObjectDirectory {
   readonly #runtimes = new Map<string, ObjectRuntime>();
   readonly #idleTimeout: number;
   readonly #hibernationTimeout: number;
+  readonly #sqlTimeLimit: number;
   readonly fetchRequiresFullUrl: boolean;
   /** Stubs have RPC (compat flag rpc, 2024-04-03). */
   readonly #rpc: boolean;
@@ -113,6 +121,8 @@ export class Registry implements ObjectDirectory {
   readonly #servers = new Set<Server>();
   /** Alarm timer keys, by object (kept while the object is evicted: its alarm wakes it). */
   readonly #alarmKeys = new Map<string, number>();
+  /** The namespace folders this registry serves, locked against other processes (by uniqueKey). */
+  readonly #folderLocks = new Map<string, number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -143,6 +153,7 @@ export class Registry implements ObjectDirectory {
     });
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
+    this.#sqlTimeLimit = positiveInteger(options.sqlTimeLimit, 30_000, "sqlTimeLimit");
     const hibernation = options.hibernationTimeout ?? 10_000;
     this.#hibernationTimeout = hibernation === Infinity ? Infinity : positiveInteger(hibernation, 10_000, "hibernationTimeout");
   }
@@ -160,7 +171,8 @@ export class Registry implements ObjectDirectory {
       return existing.namespace as DurableObjectNamespace<T>;
     }
     // The key names a folder: refuse one that would leave dataDir now, not at the first write.
-    native.checkNamespaceKey(uniqueKey);
+    checkNamespaceKey(uniqueKey);
+    this.#lockFolder(uniqueKey);
     const storage = options.storage ?? "sqlite";
     if (storage !== "sqlite" && storage !== "kv") throw new TypeError(`storage must be "sqlite" or "kv", not ${JSON.stringify(storage)}`);
     const namespace = (this.#reserved.get(uniqueKey) as DurableObjectNamespace<T> | undefined) ?? new DurableObjectNamespace<T>(uniqueKey, this);
@@ -197,7 +209,7 @@ export class Registry implements ObjectDirectory {
     if (runtime === undefined) {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
-      const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability);
+      const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability, this.#sqlTimeLimit);
       const sockets = {
         record: this.#hibernation.get(key),
         register: () => {
@@ -360,10 +372,23 @@ export class Registry implements ObjectDirectory {
   reserveNamespace(uniqueKey: string): DurableObjectNamespace {
     const existing = this.#namespaces.get(uniqueKey)?.namespace ?? this.#reserved.get(uniqueKey);
     if (existing !== undefined) return existing;
-    native.checkNamespaceKey(uniqueKey);
+    checkNamespaceKey(uniqueKey);
+    this.#lockFolder(uniqueKey);
     const namespace = new DurableObjectNamespace(uniqueKey, this);
     this.#reserved.set(uniqueKey, namespace);
     return namespace;
+  }
+
+  /**
+   * One process at a time serves a namespace's folder: two would interleave commits and
+   * lose or corrupt data. The lock is the kernel's (released when the process ends, even
+   * killed), so a second process, or a second open Registry here, fails now, with one line
+   * naming the folder and who holds it.
+   */
+  #lockFolder(uniqueKey: string): void {
+    if (this.#folderLocks.has(uniqueKey)) return;
+    const lock = native.namespaceLock(this.dataDir, uniqueKey);
+    if (lock !== null) this.#folderLocks.set(uniqueKey, lock);
   }
 
   /** @internal The namespace with this uniqueKey, or else of the one class with this name (remote RPC). */
@@ -408,11 +433,26 @@ export class Registry implements ObjectDirectory {
     this.#runtimes.clear();
     if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.dataDir, uniqueKey);
     for (const record of this.#hibernation.values()) disownGroup(record);
+    // Last: every file of the folders is closed, so another process may take them over.
+    for (const lock of this.#folderLocks.values()) native.namespaceUnlock(lock);
+    this.#folderLocks.clear();
   }
 
   #checkOpen(): void {
     if (this.#closed) throw new Error("This Registry is closed.");
   }
+}
+
+/**
+ * A uniqueKey names a folder and keys the namespace's ids, so it must survive the trip to
+ * Rust intact: a lone surrogate would become U+FFFD there, and two keys differing only in
+ * one would share a folder and ids, each reading the other's objects.
+ */
+function checkNamespaceKey(uniqueKey: string): void {
+  if (!uniqueKey.isWellFormed()) {
+    throw new TypeError(`Invalid Durable Object namespace key ${JSON.stringify(uniqueKey)}: it holds a lone surrogate (it is not well-formed Unicode).`);
+  }
+  native.checkNamespaceKey(uniqueKey);
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {

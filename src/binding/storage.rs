@@ -24,11 +24,12 @@ fn with_store<T>(f: impl FnOnce(&mut ObjectStore) -> T) -> T {
 
 /// Registers an object's storage and returns its handle. Creates nothing on disk.
 #[napi]
-pub fn storage_open(env: Env, data_dir: String, unique_key: String, id_hex: String, durability: String) -> napi::Result<u32> {
+pub fn storage_open(env: Env, data_dir: String, unique_key: String, id_hex: String, durability: String, sql_time_limit_ms: f64) -> napi::Result<u32> {
     let Some(durability) = Durability::parse(&durability) else {
         return throw(&env, StorageError::type_error(format!("durability must be \"full\" or \"relaxed\", not {durability:?}")));
     };
-    with_store(|s| s.add(&Location::parse(&data_dir), &unique_key, &id_hex, durability)).or_throw(&env)
+    let sql_time_limit = std::time::Duration::from_secs_f64(sql_time_limit_ms.clamp(1.0, 1e12) / 1000.0);
+    with_store(|s| s.add(&Location::parse(&data_dir), &unique_key, &id_hex, durability, sql_time_limit)).or_throw(&env)
 }
 
 /// The object's alarm time in ms since the epoch, or null. Reading a never-written object
@@ -96,6 +97,20 @@ pub fn storage_rekey(env: Env, handle: u32) -> napi::Result<u32> {
 #[napi]
 pub fn check_namespace_key(env: Env, unique_key: String) -> napi::Result<()> {
     crate::engine::storage::location::check_unique_key(&unique_key).or_throw(&env)
+}
+
+/// Locks the folder of namespace `unique_key` under `data_dir` for a registry (one process
+/// at a time serves it); throws at once, naming the holder, if another one does. Returns the
+/// lock's id for `namespace_unlock`, or null for in-memory storage.
+#[napi]
+pub fn namespace_lock(env: Env, data_dir: String, unique_key: String) -> napi::Result<Option<u32>> {
+    with_store(|s| s.lock_namespace(&Location::parse(&data_dir), &unique_key)).or_throw(&env)
+}
+
+/// Releases a folder `namespace_lock` took.
+#[napi]
+pub fn namespace_unlock(lock: u32) {
+    with_store(|s| s.unlock_namespace(lock));
 }
 
 /// Forgets an object's storage (commit first). Its data stays on disk.
@@ -310,17 +325,13 @@ pub fn sql_exec_text(env: Env, handle: u32, query: String, params: &[u8], params
 pub fn sql_next(env: Env, handle: u32, cursor: u32, mut out: Uint8ArraySlice<'_>) -> napi::Result<u32> {
     // SAFETY: JS is blocked in this call, so nothing else touches the buffer.
     let out = unsafe { out.as_mut() };
-    let result = sql_result(out, |w| Ok((with_store(|s| s.writable(handle)?.sql_next(cursor, w))?, None)));
+    let result = sql_result(out, |w| Ok((with_store(|s| s.sql_next(handle, cursor, w))?, None)));
     finish_sql(&env, result)
 }
 
 #[napi]
 pub fn sql_close_cursor(handle: u32, cursor: u32) {
-    with_store(|s| {
-        if let Ok(Some(db)) = s.database(handle, false) {
-            db.sql_close_cursor(cursor)
-        }
-    });
+    with_store(|s| s.sql_close_cursor(handle, cursor));
 }
 
 #[napi]

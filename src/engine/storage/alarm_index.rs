@@ -47,6 +47,8 @@ impl AlarmIndex {
         let path = dir.join(INDEX_FILE);
         let existed = path.exists();
         let conn = Connection::open(&path)?;
+        // Never wait on the JavaScript thread for another process's lock (see connection.rs).
+        conn.busy_timeout(std::time::Duration::ZERO)?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

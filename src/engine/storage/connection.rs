@@ -8,14 +8,22 @@ use super::authorizer::{self, AuthorizerState};
 use super::durability::Durability;
 use super::error::{Result, StorageError};
 use super::sql_limits;
+use super::statement_timer::StatementTimer;
 
 /// The WAL size, in pages, at which a commit checkpoints and the WAL starts over, for
 /// databases whose every commit is fsynced (see `open`).
 const FULL_DURABILITY_WAL_PAGES: i64 = 100;
 
+/// An open connection with what watches over user SQL on it.
+pub struct Opened {
+    pub conn: Connection,
+    pub auth: AuthorizerState,
+    pub timer: StatementTimer,
+}
+
 /// Opens (creating if asked) a database file, or a private in-memory database when `path`
-/// is None, with workerd's journal mode and Cloudflare's SQL policy installed.
-pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result<(Connection, AuthorizerState)> {
+/// is None, with workerd's journal mode, Cloudflare's SQL policy and our time limit installed.
+pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result<Opened> {
     let conn = match path {
         None => Connection::open_in_memory()?,
         Some(path) => {
@@ -28,15 +36,37 @@ pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result
             if create {
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
-            Connection::open_with_flags(path, flags)?
+            let conn = Connection::open_with_flags(path, flags)?;
+            return configure(conn, durability).map_err(|e| locked_by_another_process(e, path));
         }
     };
+    configure(conn, durability).map_err(StorageError::from)
+}
+
+/// SQLITE_BUSY at open: another process holds the file (our own processes are kept apart
+/// by the folder lock, so this is another program: wrangler dev, or a SQLite shell).
+fn locked_by_another_process(err: rusqlite::Error, path: &Path) -> StorageError {
+    if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        return StorageError::error(format!(
+            "The Durable Object database {} is locked by another process (wrangler dev, or another program using the file); \
+             stop it and try again.",
+            path.display()
+        ));
+    }
+    StorageError::from(err)
+}
+
+fn configure(mut conn: Connection, durability: Durability) -> rusqlite::Result<Opened> {
+    // Never wait for a lock: the thread that waits is the JavaScript thread, and the
+    // holder is another process that will not let go soon (see locked_by_another_process).
+    conn.busy_timeout(std::time::Duration::ZERO)?;
     // One process owns an object at a time: exclusive locking keeps a second process (or a
     // second registry on the same folder) out, and lets WAL run without a -shm file, so
     // each open object costs two file descriptors. It must precede the switch to WAL.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    // WAL is workerd's journal mode. synchronous=NORMAL makes a commit survive a killed
-    // process; durability against power loss comes from our own fsync of the WAL before
+    // WAL is workerd's journal mode. On a new file the switch writes its first page and,
+    // at SQLite's default synchronous=FULL still in force here, fsyncs it: durability.rs
+    // relies on that. synchronous=NORMAL then makes a commit survive a killed process; durability against power loss comes from our own fsync of the WAL before
     // anything that depends on the commit is released (see `durability`), which we do off
     // the JavaScript thread instead of inside COMMIT.
     let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -57,5 +87,6 @@ pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result
     sql_limits::apply(&conn)?;
     let auth = AuthorizerState::default();
     authorizer::install(&conn, auth.clone())?;
-    Ok((conn, auth))
+    let timer = StatementTimer::install(&mut conn)?;
+    Ok(Opened { conn, auth, timer })
 }

@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::group_sync::Ticket;
@@ -45,9 +44,16 @@ pub struct SyncTarget {
     pub alarm_index: Option<Ticket>,
 }
 
+/// A database created since its last sync. SQLite wrote and fsynced its first page when it
+/// switched the new file to WAL (at its default synchronous=FULL, before we lower it), so
+/// what is left is the directory entries that name it.
+///
+/// Never open the database file itself to fsync it: closing any descriptor of a file drops
+/// every POSIX lock this process holds on it, SQLite's exclusive lock included, and a
+/// second process could then open the object and write under us (seen: two processes on
+/// one folder corrupted a file within seconds).
 #[derive(Debug, Clone)]
 pub struct NewFiles {
-    pub database: PathBuf,
     /// The folders that name the new file (shared with the other new files in them).
     pub directories: Vec<Ticket>,
 }
@@ -65,7 +71,6 @@ impl SyncTarget {
             index.wait()?;
         }
         if let Some(new) = &self.new_files {
-            File::open(&new.database)?.sync_all()?;
             for dir in &new.directories {
                 dir.wait()?;
             }

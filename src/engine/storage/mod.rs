@@ -10,6 +10,7 @@ pub mod authorizer;
 mod connection;
 pub mod durability;
 pub mod error;
+mod folder_lock;
 mod group_sync;
 pub mod key_range;
 mod kv_table;
@@ -20,6 +21,7 @@ pub mod object_store;
 pub mod raw_statement;
 pub mod sql_limits;
 pub mod sql_text;
+pub mod statement_timer;
 pub mod sync_pool;
 
 pub use authorizer::sqlite_error_message;

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
@@ -28,6 +29,7 @@ use super::location::wal_path;
 use super::raw_statement::{RawStatement, SqlParam, SqlValue, Step};
 use super::sql_text::{self, MULTI_STATEMENT_PARAMETERS_MESSAGE, NO_STATEMENT_MESSAGE, WRONG_PARAMETER_COUNT_MESSAGE};
 use super::connection;
+use super::statement_timer::{timeout_message, StatementTimer};
 
 
 /// Cursor ids are never reused, so a stale id held by JavaScript (after deleteAll or a
@@ -60,9 +62,17 @@ pub enum CommitOutcome {
     NeedsSync,
 }
 
+/// A turn whose writes SQLite rolled back when the time limit interrupted one of them.
+const LOST_TURN_MESSAGE: &str = "A SQL statement was interrupted by the time limit and SQLite rolled back this turn's writes with it, \
+     so the Durable Object was reset; its earlier storage is intact.";
+
 pub struct ObjectDatabase {
     path: Option<PathBuf>,
     durability: Durability,
+    /// How long one call may run user SQL before it is interrupted (statement_timer.rs).
+    sql_time_limit: Duration,
+    /// SQLite rolled back the turn's transaction under us (see `limited`): its commit fails.
+    lost_turn: bool,
     /// Texts of prepared single statements, by statement id - 1.
     sql_texts: Slab<String>,
     pub(super) db: Option<OpenDatabase>,
@@ -91,6 +101,7 @@ pub struct OpenDatabase {
     /// The WAL, kept open for the fsyncs that make commits durable (opened on first use).
     wal: Option<Arc<File>>,
     auth: AuthorizerState,
+    timer: StatementTimer,
     in_txn: bool,
     savepoints: u32,
 }
@@ -114,10 +125,12 @@ struct Cursor {
 }
 
 impl ObjectDatabase {
-    pub fn new(path: Option<PathBuf>, durability: Durability) -> Self {
+    pub fn new(path: Option<PathBuf>, durability: Durability, sql_time_limit: Duration) -> Self {
         ObjectDatabase {
             path,
             durability,
+            sql_time_limit,
+            lost_turn: false,
             sql_texts: Slab::new(),
             db: None,
             known_missing: false,
@@ -155,7 +168,7 @@ impl ObjectDatabase {
             self.known_missing = true;
             return Ok(false);
         }
-        let (conn, auth) = connection::open(self.path.as_deref(), create, self.durability)?;
+        let connection::Opened { conn, auth, timer } = connection::open(self.path.as_deref(), create, self.durability)?;
         // SAFETY: the statements are finalized before the connection closes (field order).
         let raw = unsafe { conn.handle() };
         let transaction = |sql| RawStatement::prepare(raw, sql, true).map(|(s, _)| s.expect("one statement"));
@@ -172,6 +185,7 @@ impl ObjectDatabase {
             conn,
             wal: None,
             auth,
+            timer,
             in_txn: false,
             savepoints: 0,
         };
@@ -394,6 +408,10 @@ impl ObjectDatabase {
     /// Runs a prepared statement up to its first row (Cloudflare runs `exec` eagerly, so
     /// writes happen even if the cursor is never read).
     pub fn sql_exec(&mut self, stmt_id: u32, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<CursorState> {
+        self.limited(|db| db.sql_exec_unlimited(stmt_id, params, sink))
+    }
+
+    fn sql_exec_unlimited(&mut self, stmt_id: u32, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<CursorState> {
         let idx = stmt_id as usize - 1;
         self.ensure_prepared(idx)?;
         let db = self.db.as_mut().expect("open");
@@ -412,6 +430,10 @@ impl ObjectDatabase {
     /// their rows discarded; the cursor reads the last. As in workerd, a statement is the
     /// last only when nothing but whitespace follows it.
     pub fn sql_exec_text(&mut self, query: &str, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<(CursorState, Vec<String>)> {
+        self.limited(|db| db.sql_exec_text_unlimited(query, params, sink))
+    }
+
+    fn sql_exec_text_unlimited(&mut self, query: &str, params: &[SqlParam<'_>], sink: &mut dyn RowSink) -> Result<(CursorState, Vec<String>)> {
         let db = self.db();
         let mut rest = query;
         loop {
@@ -437,8 +459,19 @@ impl ObjectDatabase {
     /// Like `sql_exec_text`, but only when every statement of `query` just reads; returns
     /// None, having changed nothing, at the first statement that would write. Used on an
     /// empty database to answer reads of an object that has no file yet without creating
-    /// one. The rows all go to `sink` at once: no cursor stays open.
+    /// one, under that object's time limit. The cursor reads lazily, as any other does.
     pub fn sql_exec_text_if_readonly(
+        &mut self,
+        query: &str,
+        params: &[SqlParam<'_>],
+        sink: &mut dyn RowSink,
+        sql_time_limit: Duration,
+    ) -> Result<Option<(CursorState, Vec<String>)>> {
+        self.sql_time_limit = sql_time_limit;
+        self.limited(|db| db.sql_exec_text_if_readonly_unlimited(query, params, sink))
+    }
+
+    fn sql_exec_text_if_readonly_unlimited(
         &mut self,
         query: &str,
         params: &[SqlParam<'_>],
@@ -454,13 +487,9 @@ impl ObjectDatabase {
             }
             let tail = &rest[consumed..];
             if sql_text::is_query_end(tail) {
-                if stmt.parameter_count() != params.len() {
-                    return Err(StorageError::error(WRONG_PARAMETER_COUNT_MESSAGE));
-                }
-                stmt.bind_all(params)?;
                 let columns = (0..stmt.column_count()).map(|i| stmt.column_name(i)).collect();
-                let (rows, _) = step_rows(&mut stmt, sink, StepMode::All)?;
-                return Ok(Some((CursorState { cursor: None, rows_read: rows, rows_written: 0 }, columns)));
+                let state = db.start_cursor(CursorStatement::Owned(stmt), params, sink)?;
+                return Ok(Some((state, columns)));
             }
             if stmt.parameter_count() > 0 {
                 return Err(StorageError::error(MULTI_STATEMENT_PARAMETERS_MESSAGE));
@@ -472,7 +501,50 @@ impl ObjectDatabase {
 
     /// Reads up to the sink's capacity of further rows.
     pub fn sql_next(&mut self, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
-        self.db().continue_cursor(cursor, sink)
+        self.limited(|db| db.db().continue_cursor(cursor, sink))
+    }
+
+    /// `sql_next` under the limit of the object the cursor belongs to (the empty database
+    /// serves cursors of many objects).
+    pub fn sql_next_with_limit(&mut self, cursor: u32, sink: &mut dyn RowSink, sql_time_limit: Duration) -> Result<CursorState> {
+        self.sql_time_limit = sql_time_limit;
+        self.sql_next(cursor, sink)
+    }
+
+    pub fn sql_time_limit(&self) -> Duration {
+        self.sql_time_limit
+    }
+
+    /// Runs one call's user SQL under the time limit. A statement the limit interrupted
+    /// fails with an error that says so; if SQLite rolled back the turn's transaction with
+    /// it (it does when a write without a statement journal is interrupted), the turn's
+    /// earlier writes are gone, so its commit must fail and reset the object rather than
+    /// release outputs that depended on them.
+    fn limited<T>(&mut self, run: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let limit = self.sql_time_limit;
+        let db = self.db();
+        let timer = db.timer.clone();
+        // Writes made before this call (a transaction already open) are what a rollback
+        // would take from the turn; a transaction this call opened held only its own.
+        let earlier_writes = db.in_txn;
+        let result = {
+            let _armed = timer.arm(limit);
+            run(self)
+        };
+        if result.is_ok() || !timer.fired() {
+            return result;
+        }
+        let db = self.db();
+        if db.in_txn && db.conn.is_autocommit() {
+            db.end_cursors();
+            db.in_txn = false;
+            db.savepoints = 0;
+            if db.reload_kv_table().is_err() {
+                db.kv = None;
+            }
+            self.lost_turn |= earlier_writes;
+        }
+        Err(StorageError::error(timeout_message(limit)))
     }
 
     /// Abandons a cursor before its end.
@@ -528,6 +600,10 @@ impl ObjectDatabase {
     pub fn commit(&mut self) -> Result<CommitOutcome> {
         let durability = self.durability;
         let on_disk = self.path.is_some();
+        if std::mem::take(&mut self.lost_turn) {
+            self.rollback();
+            return Err(StorageError::error(LOST_TURN_MESSAGE));
+        }
         let Some(db) = self.db.as_mut() else { return Ok(CommitOutcome::Nothing) };
         if !db.in_txn || db.savepoints > 0 {
             return Ok(CommitOutcome::Nothing);
@@ -547,6 +623,7 @@ impl ObjectDatabase {
 
     /// Throws away the turn's uncommitted writes (the object is being reset).
     pub fn rollback(&mut self) {
+        self.lost_turn = false;
         if let Some(db) = self.db.as_mut() {
             db.rollback_all();
         }
@@ -560,7 +637,7 @@ impl ObjectDatabase {
         self.unsynced = false;
         let Some(path) = self.path.as_ref() else { return Ok(None) };
         let directories = std::mem::take(&mut self.new_file_directories);
-        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { database: path.clone(), directories });
+        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
         // A closed database was checkpointed and synced by SQLite: only new directory
         // entries may still need a sync.
         let wal = match self.db.as_mut() {

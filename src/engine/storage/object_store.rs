@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lru::LruCache;
 use slab::Slab;
@@ -19,6 +20,7 @@ use super::alarm_index::{AlarmIndex, IndexedAlarm};
 use super::group_sync::{GroupSync, SyncSubject};
 use super::durability::{Durability, SyncTarget};
 use super::error::{Result, StorageError};
+use super::folder_lock::FolderLock;
 use super::location::Location;
 use super::object_database::{CursorState, ObjectDatabase, RowSink};
 use super::raw_statement::SqlParam;
@@ -47,10 +49,14 @@ pub struct ObjectStore {
     /// An empty in-memory database with the SQL policy, which answers reads of objects
     /// that have no file yet (created on first use).
     empty: Option<ObjectDatabase>,
+    /// Cursors open on `empty`, with the slot of the object that opened each.
+    empty_cursors: HashMap<u32, Slot>,
     /// Each namespace folder's alarm index, opened on first use.
     alarm_indexes: HashMap<PathBuf, AlarmIndex>,
     /// Syncs of the folders that name new object files, shared by the files created in them.
     directory_syncs: HashMap<PathBuf, Arc<GroupSync>>,
+    /// The namespace folders registries of this thread serve (see folder_lock.rs).
+    folder_locks: Slab<FolderLock>,
 }
 
 impl Default for ObjectStore {
@@ -76,8 +82,10 @@ impl ObjectStore {
             max_open: max_open.max(1),
             last_used: None,
             empty: None,
+            empty_cursors: HashMap::new(),
             alarm_indexes: HashMap::new(),
             directory_syncs: HashMap::new(),
+            folder_locks: Slab::new(),
         }
     }
 
@@ -105,13 +113,13 @@ impl ObjectStore {
     }
 
     /// Registers an object; nothing touches the disk until it is read or written.
-    pub fn add(&mut self, location: &Location, unique_key: &str, id_hex: &str, durability: Durability) -> Result<Handle> {
+    pub fn add(&mut self, location: &Location, unique_key: &str, id_hex: &str, durability: Durability, sql_time_limit: Duration) -> Result<Handle> {
         let path = location.object_path(unique_key, id_hex)?;
         let in_memory = path.is_none();
         if self.objects.vacant_key() >= MAX_SLOTS {
             return Err(StorageError::error(format!("more than {MAX_SLOTS} Durable Objects are registered at once")));
         }
-        let slot = self.objects.insert(ObjectDatabase::new(path, durability));
+        let slot = self.objects.insert(ObjectDatabase::new(path, durability, sql_time_limit));
         if self.generations.len() <= slot {
             self.generations.resize(slot + 1, 0);
         }
@@ -130,6 +138,7 @@ impl ObjectStore {
     pub fn remove(&mut self, handle: Handle) {
         let Ok(slot) = self.slot(handle) else { return };
         self.objects.remove(slot);
+        self.close_empty_cursors(slot);
         self.generations[slot] = self.generations[slot].wrapping_add(1) & (u16::MAX >> 4);
         self.open_files.pop(&slot);
         if self.last_used == Some(slot) {
@@ -201,18 +210,67 @@ impl ObjectStore {
         params: &[SqlParam<'_>],
         sink: &mut dyn RowSink,
     ) -> Result<(CursorState, Vec<String>)> {
-        if self.database(handle, false)?.is_none() {
+        let Some(db) = self.database(handle, false)? else {
+            let slot = self.slot(handle)?;
+            let limit = self.objects[slot].sql_time_limit();
             if self.empty.is_none() {
-                let mut empty = ObjectDatabase::new(None, Durability::Relaxed);
+                let mut empty = ObjectDatabase::new(None, Durability::Relaxed, limit);
                 empty.open(true)?;
                 self.empty = Some(empty);
             }
             let empty = self.empty.as_mut().expect("created");
-            if let Some(result) = empty.sql_exec_text_if_readonly(query, params, sink)? {
+            if let Some(result) = empty.sql_exec_text_if_readonly(query, params, sink, limit)? {
+                if let Some(cursor) = result.0.cursor {
+                    self.empty_cursors.insert(cursor, slot);
+                }
                 return Ok(result);
             }
+            return self.writable(handle)?.sql_exec_text(query, params, sink);
+        };
+        db.sql_exec_text(query, params, sink)
+    }
+
+    /// Reads further rows of a cursor of the object's.
+    pub fn sql_next(&mut self, handle: Handle, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
+        let slot = self.slot(handle)?;
+        if self.empty_cursors.get(&cursor) == Some(&slot) {
+            let limit = self.objects[slot].sql_time_limit();
+            let empty = self.empty.as_mut().expect("it holds the cursor");
+            let state = empty.sql_next_with_limit(cursor, sink, limit);
+            if !matches!(state, Ok(CursorState { cursor: Some(_), .. })) {
+                self.empty_cursors.remove(&cursor);
+            }
+            return state;
         }
-        self.writable(handle)?.sql_exec_text(query, params, sink)
+        match self.database(handle, false)? {
+            Some(db) => db.sql_next(cursor, sink),
+            // No file, and not one of its cursors on the empty database: nothing to read.
+            None => Ok(CursorState::default()),
+        }
+    }
+
+    /// Abandons a cursor before its end.
+    pub fn sql_close_cursor(&mut self, handle: Handle, cursor: u32) {
+        let Ok(slot) = self.slot(handle) else { return };
+        if self.empty_cursors.get(&cursor) == Some(&slot) {
+            self.empty_cursors.remove(&cursor);
+            if let Some(empty) = self.empty.as_mut() {
+                empty.sql_close_cursor(cursor);
+            }
+        } else if let Ok(Some(db)) = self.database(handle, false) {
+            db.sql_close_cursor(cursor);
+        }
+    }
+
+    /// Ends the cursors an object had open on the empty database (it went away).
+    fn close_empty_cursors(&mut self, slot: Slot) {
+        let Some(empty) = self.empty.as_mut() else { return };
+        self.empty_cursors.retain(|cursor, owner| {
+            if *owner == slot {
+                empty.sql_close_cursor(*cursor);
+            }
+            *owner != slot
+        });
     }
 
     // ---- alarms -------------------------------------------------------------------
@@ -278,6 +336,22 @@ impl ObjectStore {
             self.alarm_indexes.remove(some_object.parent().expect("an object file has a folder"));
         }
         Ok(())
+    }
+
+    // ---- namespace folders --------------------------------------------------------
+
+    /// Locks the folder of namespace `unique_key` for the caller (a registry) until
+    /// `unlock_namespace`; fails at once if another process or registry serves it. Returns
+    /// the lock's id, or None for in-memory storage (which has no folder to share).
+    pub fn lock_namespace(&mut self, location: &Location, unique_key: &str) -> Result<Option<u32>> {
+        let Some(some_object) = location.object_path(unique_key, &"0".repeat(64))? else { return Ok(None) };
+        let lock = FolderLock::acquire(some_object.parent().expect("an object file has a folder"))?;
+        Ok(Some(self.folder_locks.insert(lock) as u32))
+    }
+
+    /// Releases a namespace folder (its registry closed, having closed its objects).
+    pub fn unlock_namespace(&mut self, lock: u32) {
+        self.folder_locks.try_remove(lock as usize);
     }
 
     fn alarm_index(&mut self, dir: &Path) -> Result<&mut AlarmIndex> {
