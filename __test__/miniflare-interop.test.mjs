@@ -432,11 +432,29 @@ test("Lone surrogates in keys and SQL text are stored as workerd stores them", T
   const mfDir = scratch("lone-surrogates-mf");
   const ourDir = scratch("lone-surrogates-open-do");
   const written = await withMiniflare(mfDir, (mf) => fetchJson(mf, `/write-lone-surrogates?${objectQuery}`));
-  assert.deepEqual(written.readBack, { get: "value", sqlHex: "61EDA08062" }, "workerd reading its own writes");
-  assert.deepEqual((await rawKv(objectFile(mfDir, written.id))).keyBytes, [Buffer.from("lone-").toString("hex") + "eda080"]);
+  assert.deepEqual(
+    written.readBack,
+    {
+      get: "value",
+      sqlHex: "61EDA08062",
+      // In stored (byte) order; every lone surrogate reads back as three U+FFFD, one per byte.
+      kvList: [
+        ["6c 6f 6e 65 2d fffd fffd fffd", "value"],
+        ["78 fffd fffd fffd 79", 3],
+        ["78 fffd 79", 4],
+        ["fffd fffd fffd", 0],
+        ["fffd fffd fffd", 1],
+        ["fffd", 2],
+      ],
+      lookAlikes: [0, 1, 2, 3, 4],
+    },
+    "workerd reading its own writes",
+  );
+  const keyBytes = [Buffer.from("lone-").toString("hex") + "eda080", "78eda08079", "78efbfbd79", "eda080", "edb080", "efbfbd"];
+  assert.deepEqual((await rawKv(objectFile(mfDir, written.id))).keyBytes, keyBytes);
 
   await inOurObject(ourDir, (ctx) => writeLoneSurrogates(ctx.storage));
-  assert.deepEqual((await rawKv(objectFile(ourDir, written.id))).keyBytes, [Buffer.from("lone-").toString("hex") + "eda080"], "our key bytes");
+  assert.deepEqual((await rawKv(objectFile(ourDir, written.id))).keyBytes, keyBytes, "our key bytes");
   const workerdFromUs = await withMiniflare(ourDir, (mf) => fetchJson(mf, `/read-lone-surrogates?${objectQuery}`));
   assert.deepEqual(workerdFromUs.read, written.readBack, "workerd reading open-do's key and text");
   const oursFromWorkerd = await inOurObject(mfDir, (ctx) => readLoneSurrogates(ctx.storage));

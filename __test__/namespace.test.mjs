@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { DurableObject, DurableObjectId, Registry, runInDurableObject } from "../index.js";
+import { Plain } from "./helpers/objects.mjs";
 
 class Echo extends DurableObject {
   async fetch(request) {
@@ -34,6 +35,33 @@ test("idFromName is deterministic per namespace and matches workerd's derivation
   const other = registry.namespace(NoFetch);
   assert.notEqual(other.idFromName("room").toString(), id.toString());
   await registry.close();
+});
+
+test("names that differ only in a lone surrogate are different names, as in workerd", async () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  const ns = registry.namespace(Plain, { uniqueKey: "-Store" });
+  const ids = ["x\uD800", "x\uDC00", "x\uFFFD"].map((name) => ns.idFromName(name).toString());
+  // workerd's ids for these names in a namespace keyed "-Store" (Miniflare's key for an unnamed
+  // Worker's class Store); miniflare-interop.test.mjs checks them against workerd itself.
+  assert.deepEqual(ids, [
+    "5f67ef79334a062dad1d98cb09ace4364640e37eace840586359e8fe019e4482",
+    "a600b0ab5eb02f297716ce948e2899f4009b1eafb891b35adb8d30f9979ded1b",
+    "2cd74092630e397640fb1c9af1deb20885b9ca0104bfe6238a769ee782a55a64",
+  ]);
+  assert.equal(ns.idFromName("x\uD800").name, "x\uD800");
+  const a = await registry.get("x\uD800", Plain);
+  await runInDurableObject(a, (_, ctx) => ctx.storage.put("who", "lone"));
+  assert.equal(await runInDurableObject(await registry.get("x\uFFFD", Plain), (_, ctx) => ctx.storage.get("who")), undefined);
+  await registry.close();
+});
+
+test("a namespace key that is not well-formed Unicode is refused: it would share a folder and ids with another", () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  for (const uniqueKey of ["x\uD800", "x\uDC00y", "\uDFFF\uD800"]) {
+    assert.throws(() => registry.namespace(Plain, { uniqueKey }), { name: "TypeError", message: /lone surrogate/ }, JSON.stringify(uniqueKey));
+    assert.throws(() => registry.reserveNamespace(uniqueKey), { name: "TypeError", message: /lone surrogate/ });
+  }
+  registry.namespace(Plain, { uniqueKey: "x\uD83D\uDE00" }); // a pair is fine
 });
 
 test("newUniqueId is random and valid; idFromString checks format and namespace", async () => {

@@ -223,3 +223,30 @@ test("a key with a lone surrogate is stored as workerd stores it (WTF-8)", async
     assert.equal(await storage.delete("k\uD800"), true);
   });
 });
+
+test("keys that differ only in a lone surrogate read back alike: kv.list() yields each, list()'s Map merges them (as workerd)", async () => {
+  await inObject(async (storage) => {
+    const keys = ["\uD800", "\uDC00", "\uFFFD", "x\uD800y", "x\uFFFDy"];
+    keys.forEach((key, i) => storage.kv.put(key, i));
+    const lone = "\uFFFD".repeat(3);
+    assert.deepEqual([...storage.kv.list()], [[`x${lone}y`, 3], ["x\uFFFDy", 4], [lone, 0], [lone, 1], ["\uFFFD", 2]]);
+    assert.deepEqual([...(await storage.list())], [[`x${lone}y`, 3], ["x\uFFFDy", 4], [lone, 1], ["\uFFFD", 2]]);
+    assert.deepEqual(keys.map((key) => storage.kv.get(key)), [0, 1, 2, 3, 4]);
+  });
+});
+
+test("kv.list() pages past keys holding lone surrogates without skipping or repeating any", async () => {
+  await inObject(async (storage) => {
+    // Pages are 128 entries; each page goes on after the last key as stored, whose decoded
+    // form (U+FFFD in place of the surrogate) would name a different place in the order.
+    const n = 300;
+    for (let i = 0; i < n; i++) storage.kv.put(`k\uD800${String(i).padStart(3, "0")}`, i);
+    for (let i = 0; i < n; i++) storage.kv.put(`k\uFFFD${String(i).padStart(3, "0")}`, n + i);
+    const values = [...storage.kv.list()].map(([, v]) => v);
+    assert.deepEqual(values, Array.from({ length: 2 * n }, (_, i) => i));
+    const reversed = [...storage.kv.list({ reverse: true })].map(([, v]) => v);
+    assert.deepEqual(reversed, Array.from({ length: 2 * n }, (_, i) => 2 * n - 1 - i));
+    const limited = [...storage.kv.list({ prefix: "k\uD800", limit: 200 })].map(([, v]) => v);
+    assert.deepEqual(limited, Array.from({ length: 200 }, (_, i) => i));
+  });
+});

@@ -73,6 +73,51 @@ function readEntries<T>(bytes: Uint8Array, length: number): Map<string, T> {
   return map;
 }
 
+/** A page of `kv.list()`: its entries, and the last key as stored, to go on after it. */
+export interface ListPage<T> {
+  entries: [string, T][];
+  lastKey: Uint8Array | undefined;
+}
+
+/**
+ * Lists like `listEntries`, but as an array: keys holding lone surrogates are stored apart
+ * (as WTF-8) yet read back with U+FFFD in their place, so two of them can read as the same
+ * string, and workerd's `kv.list()` yields both. `after` (a stored key, as a previous page's
+ * `lastKey`) goes on past that exact key, which its decoded string may not name.
+ */
+export function listEntryArray<T>(handle: number, o: ListOptions, after?: Uint8Array): ListPage<T> {
+  keys.reset();
+  if (after !== undefined && !o.reverse) {
+    keys.optionalText(undefined);
+    keys.byte(1);
+    keys.blob(after);
+  } else {
+    keys.optionalText(optionalString(o.start));
+    keys.optionalText(optionalString(o.startAfter));
+  }
+  if (after !== undefined && o.reverse) {
+    keys.byte(1);
+    keys.blob(after);
+  } else {
+    keys.optionalText(optionalString(o.end));
+  }
+  keys.optionalText(optionalString(o.prefix));
+  const limit = o.limit === undefined ? undefined : Number(o.limit);
+  const length = native.kvList(handle, keys.bytes, keys.length, Boolean(o.reverse), limit, out);
+  const bytes = result(length);
+  const entries: [string, T][] = [];
+  const reader = new Reader(bytes);
+  let lastKey: Uint8Array | undefined;
+  while (reader.pos < length) {
+    const at = reader.pos;
+    const key = reader.text();
+    lastKey = bytes.subarray(at + 4, reader.pos);
+    entries.push([key, deserialize(reader.bytesView()) as T]);
+  }
+  // A copy: the result buffer is reused by the next native call.
+  return { entries, lastKey: lastKey?.slice() };
+}
+
 export interface ListOptions {
   start?: string;
   startAfter?: string;

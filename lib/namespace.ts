@@ -1,5 +1,6 @@
 // DurableObjectNamespace and DurableObjectId, as Cloudflare defines them.
 import { native } from "./native.js";
+import { ByteWriter } from "./wire.js";
 import type { ObjectDirectory } from "./registry.js";
 import type { DurableObjectStub } from "./stub.js";
 
@@ -76,7 +77,12 @@ export class DurableObjectNamespace<T = unknown> {
   /** The same name always gives the same id here (and a different one per jurisdiction). */
   idFromName(name: string): DurableObjectId {
     name = String(name);
-    return new DurableObjectId(this, native.idFromName(this.uniqueKey, name, this.#jurisdiction), name, this.#jurisdiction);
+    // A name with a lone surrogate goes over as WTF-8: workerd hashes it so, and napi's
+    // string conversion would make it U+FFFD, merging names workerd keeps apart.
+    const hex = name.isWellFormed()
+      ? native.idFromName(this.uniqueKey, name, this.#jurisdiction)
+      : native.idFromWtf8Name(this.uniqueKey, wtf8(name), this.#jurisdiction);
+    return new DurableObjectId(this, hex, name, this.#jurisdiction);
   }
 
   /** Parses an id's 64 hex digits; throws for malformed ids and ids of other namespaces. */
@@ -130,4 +136,11 @@ function checkJurisdictionName(jurisdiction: unknown): DurableObjectJurisdiction
     throw new TypeError(`Invalid jurisdiction ${JSON.stringify(jurisdiction)}; expected one of "eu", "fedramp", "fedramp-high", "us".`);
   }
   return jurisdiction as DurableObjectJurisdiction;
+}
+
+/** A string's WTF-8 (UTF-8 that keeps lone surrogates, see wire.ts), in a fresh buffer. */
+function wtf8(s: string): Uint8Array {
+  const writer = new ByteWriter(s.length * 3 + 1);
+  writer.wtf8(s);
+  return writer.bytes.subarray(0, writer.length);
 }

@@ -1,7 +1,7 @@
 // `ctx.storage.kv`: the synchronous KV API of SQLite-backed objects. It shares `_cf_KV`
 // and the value format with the async API.
 import type { Commits } from "./commits.js";
-import { deleteKey, keyString, listEntries, readValue, writeValue, type ListOptions } from "./kv-codec.js";
+import { deleteKey, keyString, listEntryArray, readValue, writeValue, type ListOptions } from "./kv-codec.js";
 import type { ValueEncoder } from "./structured-clone.js";
 
 /** kv.list() reads lazily, this many entries at a time. */
@@ -45,11 +45,10 @@ export class SyncKvStorage {
     const handle = this.#handle;
     const limit = options.limit;
     // Validate the options now (errors are thrown by list(), not by the first next()).
-    let page = listEntries<T>(handle, { ...options, limit: Math.min(limit ?? LIST_PAGE, LIST_PAGE) });
-    let pageIter = page.entries();
+    let page = listEntryArray<T>(handle, { ...options, limit: Math.min(limit ?? LIST_PAGE, LIST_PAGE) });
+    let index = 0;
     let returned = 0;
-    let lastKey: string | undefined;
-    let exhausted = page.size < Math.min(limit ?? LIST_PAGE, LIST_PAGE);
+    let exhausted = page.entries.length < Math.min(limit ?? LIST_PAGE, LIST_PAGE);
     const self = this;
     return {
       next(): IteratorResult<[string, T]> {
@@ -60,25 +59,16 @@ export class SyncKvStorage {
           );
         }
         if (limit !== undefined && returned >= limit) return { done: true, value: undefined };
-        let step = pageIter.next();
-        if (step.done && !exhausted) {
+        if (index === page.entries.length && !exhausted) {
           const want = Math.min(limit === undefined ? LIST_PAGE : limit - returned, LIST_PAGE);
-          const rest: ListOptions = { ...options, limit: want };
-          delete rest.start;
-          delete rest.startAfter;
-          if (options.reverse) rest.end = lastKey;
-          else rest.startAfter = lastKey;
-          if (options.reverse && options.start !== undefined) rest.start = options.start;
-          if (options.reverse && options.startAfter !== undefined) rest.startAfter = options.startAfter;
-          page = listEntries<T>(handle, rest);
-          exhausted = page.size < want;
-          pageIter = page.entries();
-          step = pageIter.next();
+          // Go on after the last key as stored: its decoded form may name another key.
+          page = listEntryArray<T>(handle, { ...options, limit: want }, page.lastKey);
+          index = 0;
+          exhausted = page.entries.length < want;
         }
-        if (step.done) return { done: true, value: undefined };
+        if (index === page.entries.length) return { done: true, value: undefined };
         returned++;
-        lastKey = step.value[0];
-        return step;
+        return { done: false, value: page.entries[index++]! };
       },
       [Symbol.iterator]() {
         return this;

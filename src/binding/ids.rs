@@ -13,6 +13,14 @@ pub fn id_from_name(unique_key: String, name: String, jurisdiction: Option<Strin
     to_hex(&IdKey::for_jurisdiction(&unique_key, jurisdiction.as_deref()).id_from_name(&name))
 }
 
+/// `id_from_name` for a name that is not well-formed UTF-16 (it holds a lone surrogate),
+/// given as WTF-8: napi's string conversion would turn each lone surrogate into U+FFFD and
+/// merge names that workerd keeps apart.
+#[napi]
+pub fn id_from_wtf8_name(unique_key: String, name: &[u8], jurisdiction: Option<String>) -> String {
+    to_hex(&IdKey::for_jurisdiction(&unique_key, jurisdiction.as_deref()).id_from_name(name))
+}
+
 #[napi]
 pub fn new_unique_id(unique_key: String, jurisdiction: Option<String>) -> String {
     to_hex(&IdKey::for_jurisdiction(&unique_key, jurisdiction.as_deref()).new_unique_id())

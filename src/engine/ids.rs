@@ -70,9 +70,12 @@ impl IdKey {
     }
 
     /// The id a name maps to: the same name always gives the same id in one namespace.
-    pub fn id_from_name(&self, name: &str) -> [u8; ID_LEN] {
+    /// `name` is the name's UTF-8, or WTF-8 when it holds a lone surrogate: workerd hashes
+    /// the string's code units that way, so "x\u{D800}", "x\u{DC00}" and "x\u{FFFD}" are three
+    /// names with three ids (checked against workerd).
+    pub fn id_from_name(&self, name: impl AsRef<[u8]>) -> [u8; ID_LEN] {
         let mut first = [0u8; 16];
-        first.copy_from_slice(&self.mac(name.as_bytes())[..16]);
+        first.copy_from_slice(&self.mac(name.as_ref())[..16]);
         self.seal(first)
     }
 
