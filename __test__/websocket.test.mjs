@@ -326,3 +326,38 @@ test("registry.close() closes sockets with 1001", async () => {
   await registry.close();
   assert.equal((await client.closed).code, 1001);
 });
+
+// One socket's messages while its object wakes: each waits behind the constructor's
+// blockConcurrencyWhile, and starting each on the previous one's stack overflowed it.
+test("5,000 messages sent while a hibernated object wakes all reach it, in order", { timeout: 60_000 }, async () => {
+  class Waking extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      ctx.blockConcurrencyWhile(() => new Promise((resolve) => setTimeout(resolve, 20)));
+    }
+    async fetch() {
+      const [client, server] = Object.values(new WebSocketPair());
+      this.ctx.acceptWebSocket(server);
+      return new Response(null, { status: 101, webSocket: client });
+    }
+    webSocketMessage(ws, message) {
+      this.count = (this.count ?? 0) + 1;
+      if (Number(message) !== this.count) ws.send(`out of order: ${message} as message ${this.count}`);
+      else if (this.count === 5_000) ws.send("all 5000");
+    }
+  }
+  const registry = new Registry({ dataDir: ":memory:" });
+  const ns = registry.namespace(Waking);
+  const server = await registry.listen({ port: 0, fetch: (request) => ns.getByName("w").fetch(request) });
+  try {
+    const client = connect(server.url.replace("http", "ws"));
+    await client.opened;
+    // Hibernate it: the next message runs the constructor again.
+    await until(() => registry.evictIdle() >= 0 && registry.liveObjects === 0);
+    for (let i = 1; i <= 5_000; i++) client.send(String(i));
+    assert.equal(await client.next(), "all 5000");
+    client.socket.close();
+  } finally {
+    await registry.close();
+  }
+});

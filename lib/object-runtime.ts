@@ -289,7 +289,33 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
     const settle = () => (ok ? event.resolve(value) : event.reject(callerError(value, event.remote)));
     if (gate === undefined) settle();
     else gate.then(settle, (error) => event.reject(callerError(error, event.remote)));
-    if (next !== 0) this.#startWaiting(next);
+    if (next !== 0) this.#handOver(next);
+  }
+
+  /** The next event to start once the one finishing on this stack has returned. */
+  #handedOver = 0;
+  #handingOver = false;
+
+  /**
+   * Starts the event the mailbox handed over when one finished. A synchronous handler
+   * finishes inside #start, and starting its successor there, on the same stack, made a
+   * burst of queued synchronous calls recurse until the stack overflowed (4,000 calls to
+   * an object still in its constructor's blockConcurrencyWhile ended the process). So the
+   * outermost hand-over loops, and the ones inside it only leave it the token.
+   */
+  #handOver(token: number): void {
+    this.#handedOver = token;
+    if (this.#handingOver) return;
+    this.#handingOver = true;
+    try {
+      while (this.#handedOver !== 0) {
+        const next = this.#handedOver;
+        this.#handedOver = 0;
+        this.#startWaiting(next);
+      }
+    } finally {
+      this.#handingOver = false;
+    }
   }
 
   #activate(): object {
