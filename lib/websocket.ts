@@ -386,9 +386,16 @@ export class WebSocket extends EventTarget {
     if (answering) this.#readyState = CLOSED;
   }
 
-  /** Sends wait for the owning object's writes (Cloudflare's output gate), in order. */
+  /**
+   * Sends wait for the owning object's writes (Cloudflare's output gate), in order: each
+   * waits for the sends before it (which never reject) and for the writes made before it.
+   * Waiting only for the earlier send let a send leave before its own turn's writes were
+   * committed.
+   */
   #output(action: () => void): void {
-    const gate = this.#gated ?? this.#owner?.whenDurable();
+    const own = this.#owner?.whenDurable();
+    const earlier = this.#gated;
+    const gate = earlier === undefined ? own : own === undefined ? earlier : Promise.all([earlier, own]);
     if (gate === undefined) return action();
     const next: Promise<void> = gate.then(
       () => {
