@@ -74,6 +74,17 @@ test("at full durability a busy object's WAL stays small: it is checkpointed and
   await again.close();
 });
 
+test("a cursor read across other I/O keeps its rows while other objects' files take the descriptor budget", { timeout: 120_000 }, () => {
+  // Under `ulimit -n 256` at most 32 databases are open; the reader's file was closed to
+  // make room while its cursor was open, and the cursor ended after 1 of 100 rows, without
+  // an error.
+  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, fixture("cursor-across-io.mjs"), tempDir()], {
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)), { rows: 100 });
+});
+
 test("touching 5,000 objects works under a file-descriptor limit of 256", { timeout: 300_000 }, () => {
   const dataDir = tempDir();
   const script = fixture("many-objects.mjs");

@@ -149,9 +149,13 @@ impl ObjectDatabase {
         self.db.is_some()
     }
 
-    /// True while closing the file would lose or split work in progress.
+    /// True while closing the file would lose or split work in progress: an open turn or
+    /// savepoint, a cursor still reading (closing finalizes its statement, and it would end
+    /// early without an error), or a commit no sync has taken yet (closing without a
+    /// checkpoint leaves its WAL frames unsynced, and the next sync would find no WAL to
+    /// sync and report them durable).
     pub fn is_busy(&self) -> bool {
-        self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
+        self.unsynced || self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0 || !db.cursors.is_empty())
     }
 
     /// Opens the file (creating it when `create`); false when it does not exist and
