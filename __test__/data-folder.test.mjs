@@ -136,7 +136,7 @@ test("two open registries of one process cannot serve the same folder; closing o
   const b = new Registry({ dataDir });
   await (await a.get("x", Counter)).increment();
   assert.throws(() => b.namespace(Counter), (error) => {
-    assert.match(error.message, new RegExp(`this process \\(pid ${process.pid}\\)`));
+    assert.match(error.message, new RegExp(`this process \\(pid ${process.pid}\\), through another Registry that is still open; one process at a time`));
     return true;
   });
   // Another folder of the same data folder is free.
@@ -144,5 +144,15 @@ test("two open registries of one process cannot serve the same folder; closing o
   b.namespace(Other);
   await a.close();
   assert.equal(await (await b.get("x", Counter)).increment(), 2);
+  await b.close();
+});
+
+test("a closed registry takes no new folder locks: a new registry on the folder works", async () => {
+  const dataDir = tempDir();
+  const a = new Registry({ dataDir });
+  await a.close();
+  assert.throws(() => a.namespace(Counter), { message: "This Registry is closed." });
+  const b = new Registry({ dataDir });
+  assert.equal(await (await b.get("x", Counter)).increment(), 1);
   await b.close();
 });

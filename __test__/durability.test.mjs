@@ -74,15 +74,34 @@ test("at full durability a busy object's WAL stays small: it is checkpointed and
   await again.close();
 });
 
-test("a cursor read across other I/O keeps its rows while other objects' files take the descriptor budget", { timeout: 120_000 }, () => {
-  // Under `ulimit -n 256` at most 32 databases are open; the reader's file was closed to
-  // make room while its cursor was open, and the cursor ended after 1 of 100 rows, without
-  // an error.
-  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, fixture("cursor-across-io.mjs"), tempDir()], {
+/** Runs fixtures/cursor-across-io.mjs in `mode` under `ulimit -n 256` (32 open databases at most). */
+function cursorFixture(mode) {
+  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, fixture("cursor-across-io.mjs"), tempDir(), mode], {
     encoding: "utf8",
   });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)), { rows: 100 });
+  return JSON.parse(r.stdout.trim().split("\n").at(-1));
+}
+
+test("a cursor read across other I/O keeps its rows while other objects' files take the descriptor budget", { timeout: 120_000 }, () => {
+  // The reader's file was closed to make room while its cursor was open, and the cursor
+  // ended after 1 of 100 rows, without an error.
+  assert.deepEqual(cursorFixture("across"), { rows: 100 });
+});
+
+test("cursors dropped unread, or left by a reset, do not hold files open without bound", { timeout: 120_000 }, () => {
+  // 200 objects each read one row and drop the cursor (a third of them reset with it open);
+  // had those cursors pinned their files, the process would run out of descriptors.
+  assert.deepEqual(cursorFixture("peek"), { worked: 200 });
+});
+
+test("a cursor whose file had to be closed fails with an error that says why, never ends early in silence", { timeout: 120_000 }, () => {
+  // 40 objects keep a cursor each, 32 files fit: the least recently used have to go.
+  const { ends } = cursorFixture("hold");
+  const cut = Object.keys(ends).filter((end) => end !== "100 rows");
+  assert.equal(cut.length, 1, JSON.stringify(ends));
+  assert.match(cut[0], /^This SQL cursor was closed before its end: too many Durable Object database files were open .*ulimit -n/);
+  assert.equal(ends["100 rows"] + ends[cut[0]], 40);
 });
 
 test("touching 5,000 objects works under a file-descriptor limit of 256", { timeout: 300_000 }, () => {

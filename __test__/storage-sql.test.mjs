@@ -258,8 +258,12 @@ test("a runaway query is interrupted at the time limit with a clear error; the p
   // An endless INSERT interrupted mid-turn: SQLite rolls back the whole transaction, so the
   // turn's earlier put is gone too. The caller must not see success: the object resets,
   // and nothing of the turn is stored.
-  assert.match(report.insertEndless.error ?? "", /rolled back this turn's writes/);
+  assert.match(report.insertEndless.error ?? "", /rolled back this turn's transaction/);
   assert.deepEqual(report.afterInsert, { value: { before: null, rows: 0 } });
+  // Inside transactionSync() the code sees the time limit's error (closing the savepoint
+  // SQLite had already rolled back said "no transaction is open"), and the turn is reset.
+  assert.match(report.caughtInTransaction ?? "", /SQL statement interrupted: it ran longer than the time limit/);
+  assert.match(report.inTransactionSync.error ?? "", /rolled back this turn's transaction/);
   // On an object without a file, the cursor of an endless query reads lazily too.
   assert.deepEqual(report.firstRows, { value: [1, 2, 3, 4, 5] });
   assert.equal(report.filelessFileCreated, false);
@@ -268,4 +272,19 @@ test("a runaway query is interrupted at the time limit with a clear error; the p
 test("sqlTimeLimit must be a positive integer", async () => {
   const { Registry } = await import("../index.js");
   assert.throws(() => new Registry({ dataDir: ":memory:", sqlTimeLimit: 0 }), { name: "TypeError", message: /sqlTimeLimit/ });
+});
+
+test("a pragma set by an object without a file stays its own: it does not leak into other objects' reads", async () => {
+  const { Registry } = await import("../index.js");
+  const { Plain, tempDir } = await import("./helpers/objects.mjs");
+  const { runInDurableObject } = await import("../index.js");
+  const registry = new Registry({ dataDir: tempDir() });
+  const read = (name) => runInDurableObject(registry.namespace(Plain).getByName(name), (_, ctx) => ctx.storage.sql.exec("PRAGMA foreign_keys").one().foreign_keys);
+  const before = await read("b");
+  await runInDurableObject(registry.namespace(Plain).getByName("a"), (_, ctx) => {
+    ctx.storage.sql.exec(`PRAGMA foreign_keys = ${before ? "OFF" : "ON"}`);
+    assert.equal(ctx.storage.sql.exec("PRAGMA foreign_keys").one().foreign_keys, before ? 0 : 1);
+  });
+  assert.equal(await read("b"), before);
+  await registry.close();
 });

@@ -114,8 +114,9 @@ export function listEntryArray<T>(handle: number, o: ListOptions, after?: Uint8A
     lastKey = bytes.subarray(at + 4, reader.pos);
     entries.push([key, deserialize(reader.bytesView()) as T]);
   }
-  // A copy: the result buffer is reused by the next native call.
-  return { entries, lastKey: lastKey?.slice() };
+  // A copy (not slice(), which on a Node Buffer, an overflow result, is a view): the
+  // result buffer is reused by the next native call.
+  return { entries, lastKey: lastKey === undefined ? undefined : new Uint8Array(lastKey) };
 }
 
 export interface ListOptions {

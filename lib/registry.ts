@@ -71,7 +71,7 @@ export interface RegistryOptions {
    * ms one `sql.exec()` (or one batch of a cursor's rows) may run before the statement is
    * interrupted with an error. Storage runs on the JavaScript thread, so without a limit a
    * runaway query (an unbounded recursive CTE) would freeze the whole process. Default
-   * 30,000 (Cloudflare's CPU limit per request).
+   * 30,000 (Cloudflare's CPU limit per request). `Infinity` turns the limit off.
    */
   sqlTimeLimit?: number;
 }
@@ -153,7 +153,9 @@ export class Registry implements ObjectDirectory {
     });
     const idle = options.idleTimeout ?? 70_000;
     this.#idleTimeout = idle === Infinity ? Infinity : positiveInteger(idle, 70_000, "idleTimeout");
-    this.#sqlTimeLimit = positiveInteger(options.sqlTimeLimit, 30_000, "sqlTimeLimit");
+    const sqlLimit = options.sqlTimeLimit ?? 30_000;
+    // Infinity: no limit (a limit too long to matter, for the engine).
+    this.#sqlTimeLimit = sqlLimit === Infinity ? 1e12 : positiveInteger(sqlLimit, 30_000, "sqlTimeLimit");
     const hibernation = options.hibernationTimeout ?? 10_000;
     this.#hibernationTimeout = hibernation === Infinity ? Infinity : positiveInteger(hibernation, 10_000, "hibernationTimeout");
   }
@@ -170,11 +172,12 @@ export class Registry implements ObjectDirectory {
       }
       return existing.namespace as DurableObjectNamespace<T>;
     }
+    this.#checkOpen();
     // The key names a folder: refuse one that would leave dataDir now, not at the first write.
     checkNamespaceKey(uniqueKey);
-    this.#lockFolder(uniqueKey);
     const storage = options.storage ?? "sqlite";
     if (storage !== "sqlite" && storage !== "kv") throw new TypeError(`storage must be "sqlite" or "kv", not ${JSON.stringify(storage)}`);
+    this.#lockFolder(uniqueKey);
     const namespace = (this.#reserved.get(uniqueKey) as DurableObjectNamespace<T> | undefined) ?? new DurableObjectNamespace<T>(uniqueKey, this);
     this.#reserved.delete(uniqueKey);
     this.#namespaces.set(uniqueKey, { Class: Class as unknown as ObjectClass, namespace, sqlBacked: storage === "sqlite" });
@@ -372,6 +375,7 @@ export class Registry implements ObjectDirectory {
   reserveNamespace(uniqueKey: string): DurableObjectNamespace {
     const existing = this.#namespaces.get(uniqueKey)?.namespace ?? this.#reserved.get(uniqueKey);
     if (existing !== undefined) return existing;
+    this.#checkOpen();
     checkNamespaceKey(uniqueKey);
     this.#lockFolder(uniqueKey);
     const namespace = new DurableObjectNamespace(uniqueKey, this);
@@ -423,19 +427,22 @@ export class Registry implements ObjectDirectory {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    commitPending();
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    await Promise.all([...this.#servers].map((s) => s.close()));
+    try {
+      commitPending();
+      if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+      await Promise.all([...this.#servers].map((s) => s.close()));
 
-    for (const key of this.#alarmKeys.values()) releaseAlarmKey(key);
-    this.#alarmKeys.clear();
-    await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
-    this.#runtimes.clear();
-    if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.dataDir, uniqueKey);
-    for (const record of this.#hibernation.values()) disownGroup(record);
-    // Last: every file of the folders is closed, so another process may take them over.
-    for (const lock of this.#folderLocks.values()) native.namespaceUnlock(lock);
-    this.#folderLocks.clear();
+      for (const key of this.#alarmKeys.values()) releaseAlarmKey(key);
+      this.#alarmKeys.clear();
+      await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
+      this.#runtimes.clear();
+      if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.dataDir, uniqueKey);
+      for (const record of this.#hibernation.values()) disownGroup(record);
+    } finally {
+      // Last, and however closing went: another process may take the folders over.
+      for (const lock of this.#folderLocks.values()) native.namespaceUnlock(lock);
+      this.#folderLocks.clear();
+    }
   }
 
   #checkOpen(): void {

@@ -388,19 +388,23 @@ export class WebSocket extends EventTarget {
 
   /**
    * Sends wait for the owning object's writes (Cloudflare's output gate), in order: each
-   * waits for the sends before it (which never reject) and for the writes made before it.
-   * Waiting only for the earlier send let a send leave before its own turn's writes were
-   * committed.
+   * waits for the sends before it and then for the writes made before it. Waiting only for
+   * the earlier send let a send leave before its own turn's writes were committed.
    */
   #output(action: () => void): void {
     const own = this.#owner?.whenDurable();
     const earlier = this.#gated;
-    const gate = earlier === undefined ? own : own === undefined ? earlier : Promise.all([earlier, own]);
+    // `earlier` never rejects (see below), so the chain keeps every send behind the last.
+    const gate = earlier === undefined ? own : own === undefined ? earlier : earlier.then(() => own);
     if (gate === undefined) return action();
     const next: Promise<void> = gate.then(
       () => {
         if (this.#gated === next) this.#gated = undefined;
-        action();
+        try {
+          action();
+        } catch (error) {
+          console.error("A WebSocket send failed:", error);
+        }
       },
       () => {
         // The writes failed: the object was reset and nothing it sent after them leaves.

@@ -9,7 +9,7 @@
 export const FUZZ_SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : 0x0d0f2026;
 
 /** Multiplies each test's case count: FUZZ_SCALE, else 1. */
-export const FUZZ_SCALE = process.env.FUZZ_SCALE !== undefined ? Math.max(1, Number(process.env.FUZZ_SCALE)) : 1;
+export const FUZZ_SCALE = process.env.FUZZ_SCALE !== undefined ? Math.max(1, Number(process.env.FUZZ_SCALE) || 1) : 1;
 
 /** How many cases a test with `base` cases runs now. */
 export function fuzzCases(base) {

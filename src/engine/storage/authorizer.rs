@@ -72,6 +72,13 @@ pub struct AuthorizerState {
 struct Shared {
     internal: AtomicBool,
     denial: Mutex<Option<Denial>>,
+    /// A statement since the last `take_sets_connection` tried to set one of the
+    /// connection's pragmas (`PRAGMA foreign_keys = ON`): SQLite calls such a statement
+    /// read-only, yet it changes how later statements on the connection behave, and it
+    /// does so while the statement is prepared.
+    sets_connection: AtomicBool,
+    /// Refuse such statements (see `refuse_connection_settings`).
+    refuse_settings: AtomicBool,
 }
 
 impl AuthorizerState {
@@ -100,6 +107,19 @@ impl AuthorizerState {
     /// instead of SQLite's error.
     pub fn take_denial(&self) -> Option<Denial> {
         self.denial().take()
+    }
+
+    /// Makes statements that set a pragma of the connection fail to prepare (recording it
+    /// for `take_sets_connection`): for the database that answers reads of objects without
+    /// a file, which they share.
+    pub fn refuse_connection_settings(&self) {
+        self.shared.refuse_settings.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a statement prepared since the last call set (or tried to set) a pragma of
+    /// the connection.
+    pub fn take_sets_connection(&self) -> bool {
+        self.shared.sets_connection.swap(false, Ordering::Relaxed)
     }
 
     fn record(&self, denial: Denial) {
@@ -307,7 +327,14 @@ fn is_authorized(
             false
         }
 
-        ffi::SQLITE_PRAGMA => arg1.is_some_and(|pragma| is_allowed_pragma(pragma, arg2)),
+        ffi::SQLITE_PRAGMA => {
+            let allowed = arg1.is_some_and(|pragma| is_allowed_pragma(pragma, arg2));
+            if allowed && arg2.is_some() && arg1.is_some_and(sets_a_boolean) {
+                state.shared.sets_connection.store(true, Ordering::Relaxed);
+                return !state.shared.refuse_settings.load(Ordering::Relaxed);
+            }
+            allowed
+        }
 
         ffi::SQLITE_FUNCTION => arg2.is_some_and(|function| ALLOWED_FUNCTIONS.contains(&function)),
 
@@ -375,6 +402,11 @@ const ALLOWED_PRAGMAS: [(&str, PragmaArgument); 19] = [
     ("quick_check", PragmaArgument::OptionalCountOrObjectName),
     ("optimize", PragmaArgument::OptionalInteger),
 ];
+
+/// A pragma whose argument sets the connection's value of it.
+fn sets_a_boolean(name: &str) -> bool {
+    ALLOWED_PRAGMAS.iter().any(|(allowed, accepts)| *allowed == name && matches!(accepts, PragmaArgument::Boolean))
+}
 
 fn is_allowed_pragma(name: &str, argument: Option<&str>) -> bool {
     let Some(&(_, accepts)) = ALLOWED_PRAGMAS.iter().find(|(allowed, _)| *allowed == name) else {

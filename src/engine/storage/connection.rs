@@ -48,8 +48,8 @@ pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result
 fn locked_by_another_process(err: rusqlite::Error, path: &Path) -> StorageError {
     if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
         return StorageError::error(format!(
-            "The Durable Object database {} is locked by another process (wrangler dev, or another program using the file); \
-             stop it and try again.",
+            "The Durable Object database {} is locked by another process \
+             (wrangler dev, or another program using the file); stop it and try again.",
             path.display()
         ));
     }
@@ -64,11 +64,13 @@ fn configure(mut conn: Connection, durability: Durability) -> rusqlite::Result<O
     // second registry on the same folder) out, and lets WAL run without a -shm file, so
     // each open object costs two file descriptors. It must precede the switch to WAL.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    // WAL is workerd's journal mode. On a new file the switch writes its first page and,
-    // at SQLite's default synchronous=FULL still in force here, fsyncs it: durability.rs
-    // relies on that. synchronous=NORMAL then makes a commit survive a killed process; durability against power loss comes from our own fsync of the WAL before
+    // WAL is workerd's journal mode. On a new file the switch writes its first page through
+    // a rollback journal and, at synchronous=FULL (set here rather than left to the build's
+    // default), fsyncs it and the folder: durability.rs relies on that. synchronous=NORMAL
+    // then makes a commit survive a killed process; durability against power loss comes from our own fsync of the WAL before
     // anything that depends on the commit is released (see `durability`), which we do off
     // the JavaScript thread instead of inside COMMIT.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     if durability == Durability::Full {

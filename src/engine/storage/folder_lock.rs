@@ -11,9 +11,13 @@
 //! belong to the open file description, so — unlike the POSIX record locks SQLite uses,
 //! which belong to the process and vanish when *any* descriptor of the file is closed —
 //! nothing else this process opens or closes can drop it. The two kinds of lock do not
-//! interact on Linux.
+//! interact on Linux's local filesystems.
+//!
+//! NFS emulates flock with byte-range locks, which need a descriptor open for writing, so a
+//! folder (open read-only) cannot be locked there; we then lock a file in it,
+//! `open-do.lock`, instead.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
@@ -34,22 +38,47 @@ impl FolderLock {
     pub fn acquire(path: &Path) -> Result<FolderLock> {
         std::fs::create_dir_all(path).map_err(|e| StorageError::io(&format!("cannot create the data folder {}", path.display()), e))?;
         let folder = File::open(path).map_err(|e| StorageError::io(&format!("cannot open the data folder {}", path.display()), e))?;
-        // SAFETY: flock on a descriptor we own; it touches no memory.
-        if unsafe { libc::flock(folder.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(FolderLock { _folder: folder });
+        let (file, result) = match lock(&folder) {
+            // NFS (see above): lock a file of the folder instead.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::ENOLCK | libc::EOPNOTSUPP)) => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path.join(LOCK_FILE))
+                    .map_err(|e| StorageError::io(&format!("cannot create the lock file of the data folder {}", path.display()), e))?;
+                let result = lock(&file);
+                (file, result)
+            }
+            result => (folder, result),
+        };
+        match result {
+            Ok(()) => Ok(FolderLock { _folder: file }),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                let holder = file.metadata().ok().and_then(|m| holder_of(m.dev(), m.ino()));
+                Err(StorageError::error(in_use_message(path, holder)))
+            }
+            Err(e) => Err(StorageError::io(&format!("cannot lock the data folder {}", path.display()), e)),
         }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(StorageError::io(&format!("cannot lock the data folder {}", path.display()), err));
-        }
-        let holder = folder.metadata().ok().and_then(|m| holder_of(m.dev(), m.ino()));
-        Err(StorageError::error(in_use_message(path, holder)))
+    }
+}
+
+/// Where the lock is taken on filesystems that cannot lock a folder (NFS).
+const LOCK_FILE: &str = "open-do.lock";
+
+fn lock(file: &File) -> io::Result<()> {
+    // SAFETY: flock on a descriptor we own; it touches no memory.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
 fn in_use_message(path: &Path, holder: Option<u32>) -> String {
     let who = match holder {
-        Some(pid) if pid == std::process::id() => format!("this process (pid {pid}), through another Registry that is still open,"),
+        Some(pid) if pid == std::process::id() => format!("this process (pid {pid}), through another Registry that is still open"),
         Some(pid) => match command_of(pid) {
             Some(command) => format!("another process (pid {pid}: {command})"),
             None => format!("another process (pid {pid})"),
@@ -74,7 +103,8 @@ fn holder_of(dev: u64, ino: u64) -> Option<u32> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let at = fields.iter().position(|f| *f == "FLOCK")?;
         let (pid, id) = (fields.get(at + 3)?, fields.get(at + 4)?);
-        (*id == file).then(|| pid.parse().ok()).flatten()
+        // Pid 0: the holder is in another pid namespace (a container sharing the volume).
+        (*id == file).then(|| pid.parse().ok().filter(|pid: &u32| *pid != 0)).flatten()
     })
 }
 

@@ -6,7 +6,7 @@
 //! survive that (the texts of prepared statements, unsynced state) lives here, and
 //! everything tied to the SQLite connection lives in `OpenDatabase`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,8 +63,13 @@ pub enum CommitOutcome {
 }
 
 /// A turn whose writes SQLite rolled back when the time limit interrupted one of them.
-const LOST_TURN_MESSAGE: &str = "A SQL statement was interrupted by the time limit and SQLite rolled back this turn's writes with it, \
-     so the Durable Object was reset; its earlier storage is intact.";
+const LOST_TURN_MESSAGE: &str = "A SQL statement was interrupted by the time limit and SQLite rolled back this turn's transaction with it, \
+     so the Durable Object was reset: what the turn wrote before the statement is undone; earlier turns are intact.";
+
+/// A cursor whose file was closed to stay under the descriptor budget (see `close_for_now`).
+const CUT_CURSOR_MESSAGE: &str = "This SQL cursor was closed before its end: too many Durable Object database files were open \
+     (each object keeps its file while one of its cursors is unread), so its file was closed. Read cursors to their end, \
+     or raise the process's file-descriptor limit (ulimit -n).";
 
 pub struct ObjectDatabase {
     path: Option<PathBuf>,
@@ -73,6 +78,8 @@ pub struct ObjectDatabase {
     sql_time_limit: Duration,
     /// SQLite rolled back the turn's transaction under us (see `limited`): its commit fails.
     lost_turn: bool,
+    /// Cursors that were open when the file was closed to make room: reading on fails.
+    cut_cursors: HashSet<u32>,
     /// Texts of prepared single statements, by statement id - 1.
     sql_texts: Slab<String>,
     pub(super) db: Option<OpenDatabase>,
@@ -131,6 +138,7 @@ impl ObjectDatabase {
             durability,
             sql_time_limit,
             lost_turn: false,
+            cut_cursors: HashSet::new(),
             sql_texts: Slab::new(),
             db: None,
             known_missing: false,
@@ -150,12 +158,17 @@ impl ObjectDatabase {
     }
 
     /// True while closing the file would lose or split work in progress: an open turn or
-    /// savepoint, a cursor still reading (closing finalizes its statement, and it would end
-    /// early without an error), or a commit no sync has taken yet (closing without a
-    /// checkpoint leaves its WAL frames unsynced, and the next sync would find no WAL to
-    /// sync and report them durable).
+    /// savepoint, or a commit no sync has taken yet (closing without a checkpoint leaves its
+    /// WAL frames unsynced, and the next sync would find no WAL to sync and report them
+    /// durable).
     pub fn is_busy(&self) -> bool {
-        self.unsynced || self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0 || !db.cursors.is_empty())
+        self.unsynced || self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
+    }
+
+    /// A cursor is still reading: closing the file would end it (see `close_for_now`), so
+    /// files without one are closed first.
+    pub fn has_cursors(&self) -> bool {
+        self.db.as_ref().is_some_and(|db| !db.cursors.is_empty())
     }
 
     /// Opens the file (creating it when `create`); false when it does not exist and
@@ -202,15 +215,30 @@ impl ObjectDatabase {
         Ok(true)
     }
 
-    /// Closes the file. Callers commit first; an open transaction is rolled back.
-    /// Closes the file to make room for others: quickly, without SQLite's checkpoint on
-    /// close (which would fsync on this thread). The WAL stays beside the file and the next
-    /// open reads it back; committed data is where it was.
+    /// Closes the file to make room for others (the caller checked `is_busy`): quickly,
+    /// without SQLite's checkpoint on close (which would fsync on this thread). The WAL
+    /// stays beside the file and the next open reads it back; committed data is where it
+    /// was. Cursors still open end here; reading them on fails with an error that says
+    /// why, rather than ending as if the rows were all read.
     pub(super) fn close_for_now(&mut self) {
         if let Some(db) = &self.db {
             let _ = db.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+            self.cut_cursors.extend(db.cursors.keys());
         }
         self.db = None;
+    }
+
+    /// Ends every cursor (the instance that opened them was reset).
+    pub fn end_cursors(&mut self) {
+        self.cut_cursors.clear();
+        if let Some(db) = self.db.as_mut() {
+            db.end_cursors();
+        }
+    }
+
+    /// True when `cursor` ended because its file was closed to make room (and forgets it).
+    pub(super) fn take_cut_cursor(&mut self, cursor: u32) -> bool {
+        self.cut_cursors.remove(&cursor)
     }
 
     fn db(&mut self) -> &mut OpenDatabase {
@@ -483,8 +511,17 @@ impl ObjectDatabase {
     ) -> Result<Option<(CursorState, Vec<String>)>> {
         let db = self.db();
         let mut rest = query;
+        db.auth.refuse_connection_settings();
+        db.auth.take_sets_connection();
         loop {
-            let (stmt, consumed) = db.prepare_user(rest)?;
+            // A pragma that sets the connection's behaviour is the object's own business: it
+            // is refused here (SQLite would apply it while preparing) and runs on the object's
+            // file, which it creates, not on the database all objects share.
+            let prepared = db.prepare_user(rest);
+            if db.auth.take_sets_connection() {
+                return Ok(None);
+            }
+            let (stmt, consumed) = prepared?;
             let Some(mut stmt) = stmt else { return Err(StorageError::error(NO_STATEMENT_MESSAGE)) };
             if !stmt.is_readonly() {
                 return Ok(None);
@@ -505,6 +542,9 @@ impl ObjectDatabase {
 
     /// Reads up to the sink's capacity of further rows.
     pub fn sql_next(&mut self, cursor: u32, sink: &mut dyn RowSink) -> Result<CursorState> {
+        if self.take_cut_cursor(cursor) {
+            return Err(StorageError::error(CUT_CURSOR_MESSAGE));
+        }
         self.limited(|db| db.db().continue_cursor(cursor, sink))
     }
 
@@ -521,9 +561,10 @@ impl ObjectDatabase {
 
     /// Runs one call's user SQL under the time limit. A statement the limit interrupted
     /// fails with an error that says so; if SQLite rolled back the turn's transaction with
-    /// it (it does when a write without a statement journal is interrupted), the turn's
+    /// it (it does whenever a write is interrupted, statement journal or not), the turn's
     /// earlier writes are gone, so its commit must fail and reset the object rather than
-    /// release outputs that depended on them.
+    /// release outputs that depended on them. "Earlier writes" is judged by whether the
+    /// transaction was open before the call, which errs on the side of a reset.
     fn limited<T>(&mut self, run: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let limit = self.sql_time_limit;
         let db = self.db();
@@ -553,6 +594,7 @@ impl ObjectDatabase {
 
     /// Abandons a cursor before its end.
     pub fn sql_close_cursor(&mut self, cursor: u32) {
+        self.cut_cursors.remove(&cursor);
         if let Some(db) = self.db.as_mut() {
             db.finish_cursor(cursor);
         }
@@ -586,6 +628,11 @@ impl ObjectDatabase {
 
     /// Closes the innermost savepoint, keeping (`commit`) or undoing its writes.
     pub fn savepoint_end(&mut self, commit: bool) -> Result<()> {
+        if self.lost_turn {
+            // SQLite rolled back the savepoints with the turn (see `limited`); the commit
+            // will fail. Closing them must not replace the time-limit error the caller sees.
+            return Ok(());
+        }
         let db = self.db();
         if db.savepoints == 0 {
             return Err(StorageError::error("no transaction is open"));
@@ -642,7 +689,9 @@ impl ObjectDatabase {
         let Some(path) = self.path.as_ref() else { return Ok(None) };
         let directories = std::mem::take(&mut self.new_file_directories);
         let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
-        // A closed database was checkpointed and synced by SQLite: only new directory
+        // A database closed for good was checkpointed and synced by SQLite, and one closed
+        // to make room (without a checkpoint) never has unsynced commits (`is_busy`): only
+        // new directory
         // entries may still need a sync.
         let wal = match self.db.as_mut() {
             None => None,

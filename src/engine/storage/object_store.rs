@@ -108,6 +108,9 @@ impl ObjectStore {
     /// Voids `handle` and returns the object's new one (same database, same state).
     pub fn rekey(&mut self, handle: Handle) -> Result<Handle> {
         let slot = self.slot(handle)?;
+        // The old instance's cursors end with it (its handle can no longer close them).
+        self.objects[slot].end_cursors();
+        self.close_empty_cursors(slot);
         self.generations[slot] = self.generations[slot].wrapping_add(1) & (u16::MAX >> 4);
         Ok(self.handle_of(slot))
     }
@@ -183,14 +186,18 @@ impl ObjectStore {
     /// Closes the least recently used idle files until one more fits.
     fn make_room(&mut self) {
         while self.open_files.len() >= self.max_open {
-            // An object in the middle of a turn keeps its file; skip to the next one.
-            let victim = self
-                .open_files
-                .iter()
-                .rev()
-                .map(|(h, _)| *h)
-                .find(|slot| self.objects.get(*slot).is_some_and(|o| !o.is_busy()));
-            let Some(victim) = victim else { return };
+            // An object in the middle of a turn, or with a commit to sync, keeps its file. One
+            // with an unread cursor keeps it too, unless nothing else can go: cursors that
+            // code dropped unread (they end only when the garbage collector finds them) must
+            // not hold files without bound.
+            let idle = |cursors_too: bool| {
+                self.open_files
+                    .iter()
+                    .rev()
+                    .map(|(h, _)| *h)
+                    .find(|slot| self.objects.get(*slot).is_some_and(|o| !o.is_busy() && (cursors_too || !o.has_cursors())))
+            };
+            let Some(victim) = idle(false).or_else(|| idle(true)) else { return };
             self.open_files.pop(&victim);
             if self.last_used == Some(victim) {
                 self.last_used = None;
@@ -257,8 +264,9 @@ impl ObjectStore {
             if let Some(empty) = self.empty.as_mut() {
                 empty.sql_close_cursor(cursor);
             }
-        } else if let Ok(Some(db)) = self.database(handle, false) {
-            db.sql_close_cursor(cursor);
+        } else {
+            // A closed file has no open cursors: nothing to reopen it for.
+            self.objects[slot].sql_close_cursor(cursor);
         }
     }
 

@@ -17,14 +17,12 @@ use rusqlite::Connection;
 /// instructions some tens of microseconds, so the check costs well under 1%.
 const INSTRUCTIONS_PER_CHECK: i32 = 10_000;
 
-/// Cloudflare's default CPU limit per request, which a single query could otherwise exceed.
-pub const DEFAULT_SQL_TIME_LIMIT: Duration = Duration::from_secs(30);
-
 /// A connection's limit clock, shared with its progress handler.
 #[derive(Clone, Debug)]
 pub struct StatementTimer {
     /// Nanoseconds since `epoch()` after which the running statement is interrupted; 0 while
-    /// no user SQL runs (our own statements are never interrupted).
+    /// no user call runs (our own statements outside one, commits included, are never
+    /// interrupted; inside one, the BEGIN it opens could be, which fails just that call).
     deadline: Arc<AtomicU64>,
     /// Set by the handler when it interrupted, so the error can say why.
     fired: Arc<AtomicBool>,
