@@ -11,6 +11,7 @@ import { disposeSymbol, hookOf } from "../rpc/client.js";
 import { Response } from "../response.js";
 import { WebSocketPair } from "../websocket.js";
 import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batched-transport.js";
+import "./capnweb-internals.js"; // repairs to Cap'n Web that must be in place before a session starts
 
 /** Where registry.listen() serves Cap'n Web (the client's constant: one definition). */
 export { RPC_PATH } from "../client.js";

@@ -1,0 +1,116 @@
+// What the endpoint needs of Cap'n Web (npm `capnweb`) beyond its public API, found once at
+// load and checked, so that a capnweb whose internals moved fails here, loudly, rather than
+// later and subtly.
+//
+// - The hook behind a stub (`StubHook`): what carries a stub's calls, property reads and
+//   disposal. The endpoint gives Cap'n Web hooks of its own (bridge.ts), so that a remote
+//   `stub.prop` is a property read and `stub.method()` a call — Cap'n Web's public
+//   RpcTarget cannot tell the two apart when the object lives behind a mailbox.
+// - Two repairs of capnweb 0.12.0, whose session leaves promises without a listener on
+//   paths a peer controls; on Node and Bun an unhandled rejection ends the process, so one
+//   message from any client could end the host (see __test__/remote-hostile.test.mjs):
+//   1. An import of a promise the peer exported (["promise", id] in a message) starts with
+//      a pending pull; when the import is dropped before anything pulls it (the call it was
+//      an argument of failed first, or it came inside an abort or a reject), the pull is
+//      rejected with nobody waiting.
+//   2. A resolution the peer sends for one of our imports ("resolve") is kept as it is,
+//      calls in it included; a call in it that fails rejects with nobody waiting (a "push"
+//      is marked so that this cannot happen: resolutions now are too).
+//   Both repairs only add listeners to promises that Cap'n Web itself creates, so whoever
+//   waits on them still sees their outcome.
+//
+// This module runs in Node and Bun only (the browser client does not import it).
+import { RpcSession, RpcStub, type RpcTransport } from "capnweb";
+
+/** Cap'n Web's StubHook, as the bridge uses it (capnweb src/core.ts). */
+export interface StubHook {
+  call(path: PropertyPath, args: RpcPayload): StubHook;
+  get(path: PropertyPath): StubHook;
+  map(path: PropertyPath, captures: StubHook[], instructions: unknown[]): StubHook;
+  pull(): RpcPayload | Promise<RpcPayload>;
+  dup(): StubHook;
+  dispose(): void;
+  ignoreUnhandledRejections(): void;
+  onBroken(callback: (error: unknown) => void): void;
+}
+export type PropertyPath = (string | number)[];
+/** A message's payload (capnweb's RpcPayload): handed from one hook to another, never opened here. */
+export type RpcPayload = object & { readonly __capnwebPayload?: never };
+
+function changed(what: string): Error {
+  return new Error(`The installed capnweb does not have the internals @redwoodjs/open-do relies on (${what}); use capnweb 0.12.`);
+}
+
+/** The symbol under which a stub (a Proxy) keeps its record `{ hook, pathIfPromise }`. */
+const RAW: symbol = (() => {
+  let found: symbol | undefined;
+  // dup() reads this[RAW] first: a stand-in `this` reports the key it was asked for.
+  const spy = new Proxy(
+    {},
+    {
+      get(_target, key) {
+        if (typeof key === "symbol") found = key;
+        return { hook: { dup: () => undefined } };
+      },
+    },
+  );
+  try {
+    (RpcStub.prototype as unknown as { dup(this: unknown): unknown }).dup.call(spy);
+  } catch {
+    // reported below
+  }
+  if (found === undefined) throw changed("RpcStub's record");
+  return found;
+})();
+
+/** The hook a Cap'n Web stub or RpcPromise carries, with the path of an RpcPromise. */
+export function unwrap(stub: object): { hook: StubHook; pathIfPromise?: PropertyPath } {
+  return (stub as Record<symbol, { hook: StubHook; pathIfPromise?: PropertyPath }>)[RAW]!;
+}
+
+/** The hook Cap'n Web makes for a local function: it delivers a call's arguments (pipelined promises resolved) and wraps its result. */
+export function functionHook(fn: (...args: unknown[]) => unknown): StubHook {
+  return unwrap(new RpcStub(fn)).hook;
+}
+
+/** StubHook itself, to extend. */
+export const StubHookBase: abstract new () => StubHook = (() => {
+  const hook = functionHook(() => {});
+  let proto = Object.getPrototypeOf(hook);
+  while (proto !== null && Object.getPrototypeOf(proto) !== Object.prototype) proto = Object.getPrototypeOf(proto);
+  for (const method of ["call", "get", "pull", "dup", "dispose", "ignoreUnhandledRejections"]) {
+    if (typeof (hook as unknown as Record<string, unknown>)[method] !== "function") throw changed(`StubHook.${method}`);
+  }
+  if (typeof proto?.constructor !== "function" || typeof proto.stream !== "function") throw changed("StubHook");
+  return proto.constructor;
+})();
+
+// ---- the repairs ------------------------------------------------------------------------
+
+interface ImportTableEntry {
+  activePull?: { promise: Promise<unknown> };
+  abort(error: unknown): void;
+  resolve(resolution: StubHook): void;
+}
+
+(() => {
+  // A session's main import is an ImportTableEntry; this session reads nothing, ever.
+  const idle: RpcTransport = { send() {}, receive: () => new Promise<string>(() => {}) };
+  const main = new RpcSession(idle).getRemoteMain() as object;
+  const entry = (unwrap(main).hook as unknown as { entry?: ImportTableEntry }).entry;
+  const proto = entry === undefined ? undefined : (Object.getPrototypeOf(entry) as ImportTableEntry);
+  if (proto === undefined || typeof proto.abort !== "function" || typeof proto.resolve !== "function" || !("activePull" in entry!)) {
+    throw changed("ImportTableEntry");
+  }
+  const { abort, resolve } = proto;
+  proto.abort = function (this: ImportTableEntry, error: unknown) {
+    this.activePull?.promise.catch(ignore);
+    return abort.call(this, error);
+  };
+  proto.resolve = function (this: ImportTableEntry, resolution: StubHook) {
+    resolution.ignoreUnhandledRejections();
+    return resolve.call(this, resolution);
+  };
+})();
+
+function ignore(): void {}
