@@ -73,8 +73,8 @@ export function functionHook(fn: (...args: unknown[]) => unknown): StubHook {
   return unwrap(new RpcStub(fn)).hook;
 }
 
-/** StubHook itself, to extend. */
-export const StubHookBase: abstract new () => StubHook = (() => {
+/** StubHook itself, to extend (Cap'n Web checks `instanceof StubHook`); a subclass implements StubHook. */
+export const StubHookBase: abstract new () => object = (() => {
   const hook = functionHook(() => {});
   let proto = Object.getPrototypeOf(hook);
   while (proto !== null && Object.getPrototypeOf(proto) !== Object.prototype) proto = Object.getPrototypeOf(proto);

@@ -7,11 +7,10 @@
 // client's `ns.getByName(x).method()` is one round trip.
 import { newWorkersRpcResponse, RpcSession, RpcTarget } from "capnweb";
 import type { DurableObjectNamespace } from "../namespace.js";
-import { disposeSymbol, hookOf } from "../rpc/client.js";
 import { Response } from "../response.js";
 import { WebSocketPair } from "../websocket.js";
 import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batched-transport.js";
-import "./capnweb-internals.js"; // repairs to Cap'n Web that must be in place before a session starts
+import { exposeStub } from "./bridge.js";
 
 /** Where registry.listen() serves Cap'n Web (the client's constant: one definition). */
 export { RPC_PATH } from "../client.js";
@@ -30,53 +29,6 @@ export interface NamespaceLookup {
   namespaceNamed(name: string): DurableObjectNamespace | undefined;
 }
 
-/** Methods of RpcTarget itself and of every object: never forwarded to an object. */
-const NOT_FORWARDED = new Set(["then", "constructor", "fetch", "connect", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup"]);
-
-/** What a client holds for an object, or for a stub an object returned: a Cap'n Web target. */
-class Forwarder extends RpcTarget {}
-
-/**
- * A Cap'n Web target whose every method name calls the same name on `stub` (a Durable
- * Object stub, or one of our RPC stubs that a method returned); results go back through
- * toWire(). Disposing it (the client let go) disposes the stub.
- */
-function forwarder(stub: object): Forwarder {
-  const call = stub as Record<string | symbol, (...args: unknown[]) => unknown>;
-  return new Proxy(new Forwarder(), {
-    get(target, prop, receiver) {
-      if (prop === disposeSymbol) return () => call[disposeSymbol]?.();
-      if (typeof prop === "symbol" || NOT_FORWARDED.has(prop)) return Reflect.get(target, prop, receiver);
-      return (...args: unknown[]) => Promise.resolve(call[prop]!(...args)).then(toWire);
-    },
-    getOwnPropertyDescriptor: () => undefined,
-    has: () => false,
-  });
-}
-
-/**
- * A result as Cap'n Web can send it: our stubs (to RpcTargets or functions the object
- * returned) become forwarders, inside arrays and plain objects too.
- */
-function toWire(value: unknown, seen = new Map<object, unknown>()): unknown {
-  if ((typeof value !== "object" && typeof value !== "function") || value === null) return value;
-  if (hookOf(value) !== undefined) return forwarder(value);
-  if (seen.has(value)) return seen.get(value);
-  if (Array.isArray(value)) {
-    const out: unknown[] = [];
-    seen.set(value, out);
-    for (const item of value) out.push(toWire(item, seen));
-    return out;
-  }
-  if (Object.getPrototypeOf(value) === Object.prototype) {
-    const out: Record<string, unknown> = {};
-    seen.set(value, out);
-    for (const key of Object.keys(value)) out[key] = toWire((value as Record<string, unknown>)[key], seen);
-    return out;
-  }
-  return value;
-}
-
 class RemoteNamespace extends RpcTarget {
   readonly #namespace: DurableObjectNamespace;
   readonly #className: string;
@@ -89,17 +41,17 @@ class RemoteNamespace extends RpcTarget {
     this.#check = check;
   }
 
-  async getByName(name: string): Promise<Forwarder> {
+  async getByName(name: string): Promise<object> {
     if (typeof name !== "string") throw new TypeError("getByName() takes a string.");
     const stub = this.#namespace.getByName(name);
     await this.#check(stub.id.toString());
-    return forwarder(stub);
+    return exposeStub(stub._hook());
   }
 
-  async get(id: string): Promise<Forwarder> {
+  async get(id: string): Promise<object> {
     const parsed = this.#namespace.idFromString(String(id));
     await this.#check(parsed.toString());
-    return forwarder(this.#namespace.get(parsed));
+    return exposeStub(this.#namespace.get(parsed)._hook());
   }
 
   idFromName(name: string): string {
