@@ -16,11 +16,18 @@ import { RpcPromise, RpcStub } from "capnweb";
 import { remoteError } from "../errors.js";
 import { disposeSymbol, disposeValue, hookOf, makeStub, startCall, type Hook } from "../rpc/client.js";
 import { disposed } from "../rpc/errors.js";
+import { BATCH_CLIENT_GONE } from "./sessions.js";
 import { functionHook, StubHookBase, unwrap, type PropertyPath, type RpcPayload, type StubHook } from "./capnweb-internals.js";
 
-/** `stub` (one of ours: an object's, or a returned RpcTarget's) as a client sees it. */
-export function exposeStub(hook: Hook): object {
-  return new RpcStub(new ForwardHook(hook) as never);
+/** The client of a session, as the bridge needs to know it. */
+export interface Peer {
+  /** False for an HTTP batch client: it reads answers only once its batch is over, so calls back to it cannot be answered. */
+  readonly answers: boolean;
+}
+
+/** `hook` (one of our stubs: an object's, or a returned RpcTarget's) as `peer` sees it. */
+export function exposeStub(hook: Hook, peer: Peer): object {
+  return new RpcStub(new ForwardHook(hook, peer) as never);
 }
 
 /** A Cap'n Web promise hook that settles as `promise` does (Cap'n Web marks it handled). */
@@ -31,10 +38,12 @@ function promiseHook(promise: Promise<unknown>): StubHook {
 /** One of our stubs, as Cap'n Web's hook. */
 class ForwardHook extends StubHookBase implements StubHook {
   #hook: Hook | undefined;
+  readonly #peer: Peer;
 
-  constructor(hook: Hook) {
+  constructor(hook: Hook, peer: Peer) {
     super();
     this.#hook = hook;
+    this.#peer = peer;
   }
 
   call(path: PropertyPath, args: RpcPayload): StubHook {
@@ -47,7 +56,8 @@ class ForwardHook extends StubHookBase implements StubHook {
   #call(path: string[], values: unknown[]): Promise<unknown> {
     const hook = this.#hook;
     if (hook === undefined) return Promise.reject(disposed());
-    return Promise.resolve(startCall(hook, path, fromWire(values) as unknown[])).then(resultToWire);
+    const peer = this.#peer;
+    return Promise.resolve(startCall(hook, path, fromWire(values, peer) as unknown[])).then((value) => resultToWire(value, peer));
   }
 
   /** A property read, sent now: it keeps its place among the calls through this stub. */
@@ -56,7 +66,7 @@ class ForwardHook extends StubHookBase implements StubHook {
     if (hook === undefined) return promiseHook(Promise.reject(disposed()));
     // The stub itself, awaited: Cap'n Web's answer for an RpcTarget stub.
     if (path.length === 0) return promiseHook(Promise.reject(new Error("Can't dup an RpcTarget stub as a promise.")));
-    return promiseHook(hook.call(path.map(String), undefined).then(resultToWire));
+    return promiseHook(hook.call(path.map(String), undefined).then((value) => resultToWire(value, this.#peer)));
   }
 
   map(path: PropertyPath, captures: StubHook[], instructions: unknown[]): StubHook {
@@ -70,7 +80,7 @@ class ForwardHook extends StubHookBase implements StubHook {
   dup(): StubHook {
     const hook = this.#hook;
     if (hook === undefined) throw disposed();
-    return new ForwardHook(hook.dup());
+    return new ForwardHook(hook.dup(), this.#peer);
   }
 
   dispose(): void {
@@ -94,15 +104,19 @@ type CapnwebStub = object & { dup(): object; [Symbol.dispose](): void };
 class CapnwebHook implements Hook {
   #stub: CapnwebStub | undefined;
   readonly #owned: boolean;
+  readonly #peer: Peer;
 
-  constructor(stub: object, owned: boolean) {
+  constructor(stub: object, owned: boolean, peer: Peer) {
     this.#stub = stub as CapnwebStub;
     this.#owned = owned;
+    this.#peer = peer;
   }
 
   call(path: readonly string[], args: unknown[] | undefined): Promise<unknown> {
     const stub = this.#stub;
     if (stub === undefined) return Promise.reject(disposed());
+    // Sent, it would wait forever, and so would the batch's answer.
+    if (!this.#peer.answers) return Promise.reject(new Error(BATCH_CLIENT_GONE));
     // A Cap'n Web RpcPromise on the stub's own hook at `path`: any name is a path there,
     // even those a stub answers locally (then, dup, toString...).
     const { hook, pathIfPromise } = unwrap(stub);
@@ -115,7 +129,7 @@ class CapnwebHook implements Hook {
       result = at;
     } else {
       const created: object[] = [];
-      const wired = args.map((arg) => toWire(arg, created));
+      const wired = args.map((arg) => toWire(arg, this.#peer, created));
       try {
         result = at(...wired) as PromiseLike<unknown>;
       } finally {
@@ -123,7 +137,8 @@ class CapnwebHook implements Hook {
         for (const stub of created) (stub as { [Symbol.dispose](): void })[Symbol.dispose]();
       }
     }
-    return Promise.resolve(result).then(resultFromWire, (error) => {
+    const peer = this.#peer;
+    return Promise.resolve(result).then((value) => resultFromWire(value, peer), (error) => {
       throw remoteError(error);
     });
   }
@@ -131,7 +146,7 @@ class CapnwebHook implements Hook {
   dup(): Hook {
     const stub = this.#stub;
     if (stub === undefined) throw disposed();
-    return new CapnwebHook(stub.dup(), true);
+    return new CapnwebHook(stub.dup(), true, this.#peer);
   }
 
   dispose(): void {
@@ -152,11 +167,11 @@ class CapnwebHook implements Hook {
  * A value of ours as Cap'n Web sends it: our stubs become Cap'n Web stubs (new references,
  * listed in `created`), inside arrays and plain objects too.
  */
-function toWire(value: unknown, created: object[], seen = new Map<object, unknown>()): unknown {
+function toWire(value: unknown, peer: Peer, created: object[], seen = new Map<object, unknown>()): unknown {
   if ((typeof value !== "object" && typeof value !== "function") || value === null) return value;
   const hook = hookOf(value);
   if (hook !== undefined) {
-    const stub = hook instanceof CapnwebHook ? hook.capnwebStub() : new RpcStub(new ForwardHook(hook.dup()) as never);
+    const stub = hook instanceof CapnwebHook ? hook.capnwebStub() : new RpcStub(new ForwardHook(hook.dup(), peer) as never);
     created.push(stub);
     return stub;
   }
@@ -164,21 +179,21 @@ function toWire(value: unknown, created: object[], seen = new Map<object, unknow
   if (Array.isArray(value)) {
     const out: unknown[] = [];
     seen.set(value, out);
-    for (const item of value) out.push(toWire(item, created, seen));
+    for (const item of value) out.push(toWire(item, peer, created, seen));
     return out;
   }
   if (Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
     seen.set(value, out);
-    for (const key of Object.keys(value)) out[key] = toWire((value as Record<string, unknown>)[key], created, seen);
+    for (const key of Object.keys(value)) out[key] = toWire((value as Record<string, unknown>)[key], peer, created, seen);
     return out;
   }
   return value;
 }
 
 /** A result of ours, for Cap'n Web: it owns the new references; ours are let go. */
-function resultToWire(value: unknown): unknown {
-  const wired = toWire(value, []);
+function resultToWire(value: unknown, peer: Peer): unknown {
+  const wired = toWire(value, peer, []);
   disposeValue(value);
   return wired;
 }
@@ -187,28 +202,28 @@ function resultToWire(value: unknown): unknown {
  * A value from Cap'n Web, as ours: its stubs become our stubs over CapnwebHooks that borrow
  * them (the message they came in owns them; dup() takes a reference of one's own).
  */
-function fromWire(value: unknown, seen = new Map<object, unknown>()): unknown {
+function fromWire(value: unknown, peer: Peer, seen = new Map<object, unknown>()): unknown {
   if ((typeof value !== "object" && typeof value !== "function") || value === null) return value;
-  if (value instanceof RpcStub) return makeStub(new CapnwebHook(value, false));
+  if (value instanceof RpcStub) return makeStub(new CapnwebHook(value, false, peer));
   if (seen.has(value)) return seen.get(value);
   if (Array.isArray(value)) {
     const out: unknown[] = [];
     seen.set(value, out);
-    for (const item of value) out.push(fromWire(item, seen));
+    for (const item of value) out.push(fromWire(item, peer, seen));
     return out;
   }
   if (Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
     seen.set(value, out);
-    for (const key of Object.keys(value)) out[key] = fromWire((value as Record<string, unknown>)[key], seen);
+    for (const key of Object.keys(value)) out[key] = fromWire((value as Record<string, unknown>)[key], peer, seen);
     return out;
   }
   return value;
 }
 
 /** A client's answer, as ours: disposing it lets go of the stubs in it, as a local result. */
-function resultFromWire(value: unknown): unknown {
-  const ours = fromWire(value);
+function resultFromWire(value: unknown, peer: Peer): unknown {
+  const ours = fromWire(value, peer);
   if (typeof ours === "object" && ours !== null && ours !== value && hookOf(ours) === undefined) {
     const release = (value as Record<symbol, (() => void) | undefined>)[Symbol.dispose];
     if (release !== undefined) Object.defineProperty(ours, disposeSymbol, { value: () => release.call(value), configurable: true });

@@ -89,8 +89,23 @@ export const StubHookBase: abstract new () => object = (() => {
 
 interface ImportTableEntry {
   activePull?: { promise: Promise<unknown> };
+  session: { imports: ImportTableEntry[] };
   abort(error: unknown): void;
   resolve(resolution: StubHook): void;
+}
+
+/** The entries of a session's import table: what the session waits for from its peer. */
+function imports(session: RpcSession): ImportTableEntry[] {
+  return (unwrap(session.getRemoteMain() as object).hook as unknown as { entry: ImportTableEntry }).entry.session.imports;
+}
+
+/**
+ * Fails everything `session` still waits for from its peer (calls it made, promises the
+ * peer passed) with `error`, while what the peer asked of us carries on: for a peer that
+ * will send nothing more, as an HTTP batch client once its batch is read.
+ */
+export function failWaitsOnPeer(session: RpcSession, error: Error): void {
+  for (const entry of Object.values(imports(session))) entry.abort(error);
 }
 
 (() => {
@@ -99,7 +114,7 @@ interface ImportTableEntry {
   const main = new RpcSession(idle).getRemoteMain() as object;
   const entry = (unwrap(main).hook as unknown as { entry?: ImportTableEntry }).entry;
   const proto = entry === undefined ? undefined : (Object.getPrototypeOf(entry) as ImportTableEntry);
-  if (proto === undefined || typeof proto.abort !== "function" || typeof proto.resolve !== "function" || !("activePull" in entry!)) {
+  if (proto === undefined || typeof proto.abort !== "function" || typeof proto.resolve !== "function" || !("activePull" in entry!) || !Array.isArray(entry!.session?.imports)) {
     throw changed("ImportTableEntry");
   }
   const { abort, resolve } = proto;

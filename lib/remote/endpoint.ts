@@ -5,12 +5,13 @@
 // `get(idString)` → the object, whose methods the client calls as on a local stub (the
 // calls enter the object's mailbox and gates like any other). Cap'n Web pipelines: a
 // client's `ns.getByName(x).method()` is one round trip.
-import { newWorkersRpcResponse, RpcSession, RpcTarget } from "capnweb";
+import { RpcTarget, WebSocketTransport } from "capnweb";
 import type { DurableObjectNamespace } from "../namespace.js";
 import { Response } from "../response.js";
 import { WebSocketPair } from "../websocket.js";
 import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batched-transport.js";
-import { exposeStub } from "./bridge.js";
+import { exposeStub, type Peer } from "./bridge.js";
+import { batchResponse, startSession } from "./sessions.js";
 
 /** Where registry.listen() serves Cap'n Web (the client's constant: one definition). */
 export { RPC_PATH } from "../client.js";
@@ -33,9 +34,11 @@ class RemoteNamespace extends RpcTarget {
   readonly #namespace: DurableObjectNamespace;
   readonly #className: string;
   readonly #check: (id: string) => Promise<void>;
+  readonly #peer: Peer;
 
-  constructor(namespace: DurableObjectNamespace, className: string, check: (id: string) => Promise<void>) {
+  constructor(namespace: DurableObjectNamespace, className: string, check: (id: string) => Promise<void>, peer: Peer) {
     super();
+    this.#peer = peer;
     this.#namespace = namespace;
     this.#className = className;
     this.#check = check;
@@ -45,13 +48,13 @@ class RemoteNamespace extends RpcTarget {
     if (typeof name !== "string") throw new TypeError("getByName() takes a string.");
     const stub = this.#namespace.getByName(name);
     await this.#check(stub.id.toString());
-    return exposeStub(stub._hook());
+    return exposeStub(stub._hook(), this.#peer);
   }
 
   async get(id: string): Promise<object> {
     const parsed = this.#namespace.idFromString(String(id));
     await this.#check(parsed.toString());
-    return exposeStub(this.#namespace.get(parsed)._hook());
+    return exposeStub(this.#namespace.get(parsed)._hook(), this.#peer);
   }
 
   idFromName(name: string): string {
@@ -71,9 +74,11 @@ class RemoteRegistry extends RpcTarget {
   readonly #lookup: NamespaceLookup;
   readonly #request: Request;
   readonly #authorize: RpcOptions["authorize"];
+  readonly #peer: Peer;
 
-  constructor(lookup: NamespaceLookup, request: Request, authorize: RpcOptions["authorize"]) {
+  constructor(lookup: NamespaceLookup, request: Request, authorize: RpcOptions["authorize"], peer: Peer) {
     super();
+    this.#peer = peer;
     this.#lookup = lookup;
     this.#request = request;
     this.#authorize = authorize;
@@ -89,7 +94,7 @@ class RemoteRegistry extends RpcTarget {
         throw new Error(`Access to ${className} ${id} was refused.`);
       }
     };
-    return new RemoteNamespace(namespace, className, check);
+    return new RemoteNamespace(namespace, className, check, this.#peer);
   }
 }
 
@@ -100,18 +105,16 @@ export async function rpcResponse(request: Request, lookup: NamespaceLookup, opt
     const given = url.searchParams.get("token") ?? /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
     if (given !== options.token) return new Response("A valid token is required for RPC.", { status: 401 });
   }
-  const main = new RemoteRegistry(lookup, request, options.authorize);
-  const batched = url.searchParams.get(BATCHED_FRAMES) === BATCHED_FRAMES_VALUE;
-  if (batched && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+  const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
+  const main = new RemoteRegistry(lookup, request, options.authorize, { answers: websocket });
+  if (websocket) {
     const pair = new WebSocketPair();
     pair[1].accept();
-    new RpcSession(new BatchedTransport(pair[1] as unknown as WebSocket), main);
+    const socket = pair[1] as unknown as WebSocket;
+    const batched = url.searchParams.get(BATCHED_FRAMES) === BATCHED_FRAMES_VALUE;
+    startSession(batched ? new BatchedTransport(socket) : new WebSocketTransport(socket), main);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
-  try {
-    return await newWorkersRpcResponse(request, main);
-  } catch (error) {
-    // A malformed HTTP batch: the client's mistake, not the server's.
-    return new Response(`Bad RPC batch: ${error instanceof Error ? error.message : String(error)}`, { status: 400 });
-  }
+  if (request.method === "POST") return batchResponse(request, main);
+  return new Response("This endpoint only accepts POST or WebSocket requests.", { status: 400 });
 }
