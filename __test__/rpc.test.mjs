@@ -384,3 +384,11 @@ test("RPC calls nobody awaits never reject unhandled: a stub used as a string fa
   );
   assert.deepEqual(seen, []);
 });
+
+test("a Node Buffer crosses as a Uint8Array, as structured clone copies it", async () => {
+  await withService(async (stub) => {
+    const copy = await stub.echo(Buffer.from("hi"));
+    assert.equal(Object.getPrototypeOf(copy), Uint8Array.prototype);
+    assert.deepEqual([...copy], [104, 105]);
+  });
+});
