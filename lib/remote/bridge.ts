@@ -146,7 +146,7 @@ class CapnwebHook implements Hook {
   dup(): Hook {
     const stub = this.#stub;
     if (stub === undefined) throw disposed();
-    return new CapnwebHook(stub.dup(), true, this.#peer);
+    return new CapnwebHook(dupStub(stub), true, this.#peer);
   }
 
   dispose(): void {
@@ -159,8 +159,20 @@ class CapnwebHook implements Hook {
   capnwebStub(): object {
     const stub = this.#stub;
     if (stub === undefined) throw disposed();
-    return stub.dup();
+    return dupStub(stub);
   }
+}
+
+/**
+ * A new reference to a client's stub. When the stub is a promise (a call the client
+ * pipelined into the arguments), the reference is a Cap'n Web promise of its own, which
+ * fails when the call does: whoever uses the reference sees that, and an unused one must
+ * not end the process.
+ */
+function dupStub(stub: CapnwebStub): CapnwebStub {
+  const copy = stub.dup() as CapnwebStub;
+  unwrap(copy).hook.ignoreUnhandledRejections();
+  return copy;
 }
 
 /**

@@ -6,7 +6,7 @@
 //   disposal. The endpoint gives Cap'n Web hooks of its own (bridge.ts), so that a remote
 //   `stub.prop` is a property read and `stub.method()` a call — Cap'n Web's public
 //   RpcTarget cannot tell the two apart when the object lives behind a mailbox.
-// - Two repairs of capnweb 0.12.0, whose session leaves promises without a listener on
+// - Three repairs of capnweb 0.12.0, whose session leaves promises without a listener on
 //   paths a peer controls; on Node and Bun an unhandled rejection ends the process, so one
 //   message from any client could end the host (see __test__/remote-hostile.test.mjs):
 //   1. An import of a promise the peer exported (["promise", id] in a message) starts with
@@ -16,7 +16,11 @@
 //   2. A resolution the peer sends for one of our imports ("resolve") is kept as it is,
 //      calls in it included; a call in it that fails rejects with nobody waiting (a "push"
 //      is marked so that this cannot happen: resolutions now are too).
-//   Both repairs only add listeners to promises that Cap'n Web itself creates, so whoever
+//   3. A stub we send to the peer whose hook is a promise (a call the peer pipelined into
+//      arguments, handed back to it as a stub) is exported as it is; nothing pulls it unless
+//      the peer does, and its failure rejected with nobody waiting. Exported hooks are now
+//      marked as pushes are.
+//   The repairs only add listeners to promises that Cap'n Web itself creates, so whoever
 //   waits on them still sees their outcome.
 //
 // This module runs in Node and Bun only (the browser client does not import it).
@@ -89,23 +93,32 @@ export const StubHookBase: abstract new () => object = (() => {
 
 interface ImportTableEntry {
   activePull?: { promise: Promise<unknown> };
-  session: { imports: ImportTableEntry[] };
+  session: SessionTables;
   abort(error: unknown): void;
   resolve(resolution: StubHook): void;
 }
 
-/** The entries of a session's import table: what the session waits for from its peer. */
-function imports(session: RpcSession): ImportTableEntry[] {
-  return (unwrap(session.getRemoteMain() as object).hook as unknown as { entry: ImportTableEntry }).entry.session.imports;
+/** A session's tables: imports (what it waits for from its peer) and exports (what it serves). */
+interface SessionTables {
+  imports: ImportTableEntry[];
+  /** An export made by a "pipe" message has `pipeReadable`: its writable end is the peer's to write. */
+  exports: ({ hook: StubHook; pipeReadable?: unknown } | undefined)[];
+}
+
+function tables(session: RpcSession): SessionTables {
+  return (unwrap(session.getRemoteMain() as object).hook as unknown as { entry: ImportTableEntry }).entry.session;
 }
 
 /**
- * Fails everything `session` still waits for from its peer (calls it made, promises the
- * peer passed) with `error`, while what the peer asked of us carries on: for a peer that
- * will send nothing more, as an HTTP batch client once its batch is read.
+ * Fails everything `session` waits for from its peer with `error` — calls it made, promises
+ * the peer passed, streams the peer was to write (they end with an error) — while what the
+ * peer asked of us carries on: for a peer that will send nothing more, as an HTTP batch
+ * client once its batch is read.
  */
 export function failWaitsOnPeer(session: RpcSession, error: Error): void {
-  for (const entry of Object.values(imports(session))) entry.abort(error);
+  const { imports, exports } = tables(session);
+  for (const entry of Object.values(imports)) entry.abort(error);
+  for (const entry of Object.values(exports)) if (entry !== undefined && "pipeReadable" in entry) entry.hook.dispose();
 }
 
 (() => {
@@ -114,9 +127,16 @@ export function failWaitsOnPeer(session: RpcSession, error: Error): void {
   const main = new RpcSession(idle).getRemoteMain() as object;
   const entry = (unwrap(main).hook as unknown as { entry?: ImportTableEntry }).entry;
   const proto = entry === undefined ? undefined : (Object.getPrototypeOf(entry) as ImportTableEntry);
-  if (proto === undefined || typeof proto.abort !== "function" || typeof proto.resolve !== "function" || !("activePull" in entry!) || !Array.isArray(entry!.session?.imports)) {
+  if (proto === undefined || typeof proto.abort !== "function" || typeof proto.resolve !== "function" || !("activePull" in entry!) || !Array.isArray(entry!.session?.imports) || !Array.isArray(entry!.session?.exports)) {
     throw changed("ImportTableEntry");
   }
+  const session = Object.getPrototypeOf(entry!.session) as { exportStub?(hook: StubHook): number };
+  if (typeof session.exportStub !== "function") throw changed("RpcSessionImpl.exportStub");
+  const { exportStub } = session;
+  session.exportStub = function (this: unknown, hook: StubHook) {
+    hook.ignoreUnhandledRejections();
+    return exportStub.call(this, hook);
+  };
   const { abort, resolve } = proto;
   proto.abort = function (this: ImportTableEntry, error: unknown) {
     this.activePull?.promise.catch(ignore);

@@ -161,7 +161,9 @@ export async function batchResponse(request: Request, main: object): Promise<glo
   try {
     await transport.allReceived;
     // The client sends nothing more: a promise it passed and did not resolve in the batch
-    // never will be. (Calls back to it fail as they are made: see bridge.ts.)
+    // never will be, and a stream it did not finish never ends. Calls back to it made by
+    // objects fail before they are sent (bridge.ts); a result that streams to it is cut
+    // when the session ends with the response.
     failWaitsOnPeer(session, new Error(BATCH_CLIENT_GONE));
     await session.drain();
   } catch (error) {
