@@ -253,3 +253,31 @@ test("an HTTP batch that needs its client to answer (a callback, an unresolved p
     await host.close();
   }
 });
+
+test("an object waiting on a client that answers with a call on that very wait is released when the client goes", async () => {
+  // Found by fuzz-rpc: the client answers the object's call back with a value holding a
+  // promise of the call the object is serving (export 3): each waits for the other. The
+  // wait lasts as long as the session, not longer: the object's call fails when the client
+  // goes, and the host still shuts down.
+  for (const circular of [["pipeline", 3], ["remap", 3, ["missing"], [], []]]) {
+    const host = await startHost();
+    try {
+      const ws = new WebSocket(host.rpcUrl.replace(/^http/, "ws"));
+      await new Promise((resolve) => ws.addEventListener("open", resolve));
+      const pulled = new Promise((resolve) => ws.addEventListener("message", (e) => String(e.data) === '["pull",1]' && resolve()));
+      for (const m of [...callMessages("circle", "call", [["export", -1], 1]).slice(0, 3)]) ws.send(JSON.stringify(m));
+      await pulled; // the object called the client back, and waits
+      ws.send(JSON.stringify(["resolve", 1, [[circular]]]));
+      const closed = new Promise((resolve) => ws.addEventListener("close", resolve));
+      ws.close();
+      await closed;
+      await host.assertServing(`after answering with ${JSON.stringify(circular)}`);
+      const timer = setTimeout(() => process.kill(host.pid), 30_000); // the old host never exited
+      const { code } = await host.close();
+      clearTimeout(timer);
+      assert.equal(code, 0, `the host shut down (registry.close() finished the object's call); it printed:\n${host.stderr()}`);
+    } finally {
+      await host.close();
+    }
+  }
+});

@@ -16,14 +16,8 @@ import { RpcPromise, RpcStub } from "capnweb";
 import { remoteError } from "../errors.js";
 import { disposeSymbol, disposeValue, hookOf, makeStub, startCall, type Hook } from "../rpc/client.js";
 import { disposed } from "../rpc/errors.js";
-import { BATCH_CLIENT_GONE } from "./sessions.js";
+import { BATCH_CLIENT_GONE, type Peer } from "./sessions.js";
 import { functionHook, StubHookBase, unwrap, type PropertyPath, type RpcPayload, type StubHook } from "./capnweb-internals.js";
-
-/** The client of a session, as the bridge needs to know it. */
-export interface Peer {
-  /** False for an HTTP batch client: it reads answers only once its batch is over, so calls back to it cannot be answered. */
-  readonly answers: boolean;
-}
 
 /** `hook` (one of our stubs: an object's, or a returned RpcTarget's) as `peer` sees it. */
 export function exposeStub(hook: Hook, peer: Peer): object {
@@ -138,7 +132,7 @@ class CapnwebHook implements Hook {
       }
     }
     const peer = this.#peer;
-    return Promise.resolve(result).then((value) => resultFromWire(value, peer), (error) => {
+    return peer.wait(result).then((value) => resultFromWire(value, peer), (error) => {
       throw remoteError(error);
     });
   }

@@ -10,8 +10,8 @@ import type { DurableObjectNamespace } from "../namespace.js";
 import { Response } from "../response.js";
 import { WebSocketPair } from "../websocket.js";
 import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batched-transport.js";
-import { exposeStub, type Peer } from "./bridge.js";
-import { batchResponse, startSession } from "./sessions.js";
+import { exposeStub } from "./bridge.js";
+import { batchResponse, Peer, startSession } from "./sessions.js";
 
 /** Where registry.listen() serves Cap'n Web (the client's constant: one definition). */
 export { RPC_PATH } from "../client.js";
@@ -106,15 +106,16 @@ export async function rpcResponse(request: Request, lookup: NamespaceLookup, opt
     if (given !== options.token) return new Response("A valid token is required for RPC.", { status: 401 });
   }
   const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
-  const main = new RemoteRegistry(lookup, request, options.authorize, { answers: websocket });
+  const peer = new Peer(websocket);
+  const main = new RemoteRegistry(lookup, request, options.authorize, peer);
   if (websocket) {
     const pair = new WebSocketPair();
     pair[1].accept();
     const socket = pair[1] as unknown as WebSocket;
     const batched = url.searchParams.get(BATCHED_FRAMES) === BATCHED_FRAMES_VALUE;
-    startSession(batched ? new BatchedTransport(socket) : new WebSocketTransport(socket), main);
+    startSession(batched ? new BatchedTransport(socket) : new WebSocketTransport(socket), main, peer);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
-  if (request.method === "POST") return batchResponse(request, main);
+  if (request.method === "POST") return batchResponse(request, main, peer);
   return new Response("This endpoint only accepts POST or WebSocket requests.", { status: 400 });
 }

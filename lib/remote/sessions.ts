@@ -26,14 +26,58 @@ export const BATCH_CLIENT_GONE =
 /** The tables are counted every this many messages: counting walks them. */
 const COUNT_EVERY = 16;
 
-/** Ends its session with a clear error once the session holds too much. */
+/**
+ * A session's client, as objects' calls back to it see it. What they wait for from it fails
+ * when the session ends: an answer the client owed may depend on something that will never
+ * come (one of the session's own results, when the client answers with a call on it), and
+ * only the session's end breaks such a wait.
+ */
+export class Peer {
+  /** False for an HTTP batch client: it reads answers only once its batch is over, so calls back to it cannot be answered. */
+  readonly answers: boolean;
+  #end: { reason: unknown } | undefined;
+  readonly #waiting = new Set<(reason: unknown) => void>();
+
+  constructor(answers: boolean) {
+    this.answers = answers;
+  }
+
+  /** `answer` (something the client is to send), failing when the session ends first. */
+  wait<T>(answer: PromiseLike<T>): Promise<T> {
+    if (this.#end !== undefined) return Promise.reject(this.#end.reason);
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.add(reject);
+      Promise.resolve(answer).then(
+        (value) => {
+          this.#waiting.delete(reject);
+          resolve(value);
+        },
+        (error) => {
+          this.#waiting.delete(reject);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  end(reason: unknown): void {
+    if (this.#end !== undefined) return;
+    this.#end = { reason };
+    for (const reject of this.#waiting) reject(reason);
+    this.#waiting.clear();
+  }
+}
+
+/** Ends its session with a clear error once the session holds too much; tells the peer when the session ends. */
 class BoundedTransport implements RpcTransport {
   readonly #inner: RpcTransport;
+  readonly #peer: Peer;
   #session: RpcSession | undefined;
   #received = 0;
 
-  constructor(inner: RpcTransport) {
+  constructor(inner: RpcTransport, peer: Peer) {
     this.#inner = inner;
+    this.#peer = peer;
   }
 
   attach(session: RpcSession): void {
@@ -58,14 +102,16 @@ class BoundedTransport implements RpcTransport {
     return message;
   }
 
+  /** Cap'n Web's session ends, for whatever reason: its peer is gone. */
   abort(reason: unknown): void {
+    this.#peer.end(reason);
     this.#inner.abort?.(reason);
   }
 }
 
-/** A Cap'n Web session over `transport` serving `main`, bounded. */
-export function startSession(transport: RpcTransport, main: object): RpcSession {
-  const bounded = new BoundedTransport(transport);
+/** A Cap'n Web session over `transport` serving `main` to `peer`, bounded. */
+export function startSession(transport: RpcTransport, main: object, peer: Peer): RpcSession {
+  const bounded = new BoundedTransport(transport, peer);
   const session = new RpcSession(bounded, main as never);
   bounded.attach(session);
   return session;
@@ -147,7 +193,7 @@ class BatchTransport implements RpcTransport {
  * Answers an HTTP batch (POST): Cap'n Web's newHttpBatchRpcResponse, with the body bounded
  * before it is read and the session bounded and ended with the response.
  */
-export async function batchResponse(request: Request, main: object): Promise<globalThis.Response> {
+export async function batchResponse(request: Request, main: object, peer: Peer): Promise<globalThis.Response> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > MAX_RPC_BODY_BYTES) {
     await request.body?.cancel().catch(ignore);
@@ -156,7 +202,7 @@ export async function batchResponse(request: Request, main: object): Promise<glo
   const text = await boundedText(request, MAX_RPC_BODY_BYTES);
   if (text === undefined) return tooLarge();
   const transport = new BatchTransport(text === "" ? [] : text.split("\n"));
-  const session = startSession(transport, main);
+  const session = startSession(transport, main, peer);
   let body: string;
   try {
     await transport.allReceived;
