@@ -4,8 +4,9 @@
 // - Our stubs — to an object, to an RpcTarget or function an object returned — go to a
 //   client as Cap'n Web stubs whose hook is a ForwardHook: a call on it is a call
 //   (`stub.method(x)`), a property read is a read (`await stub.prop`, `stub.a.b`), each sent
-//   through our stub at once, so that reads keep their place among calls (E-order) and meet
-//   the same rules (only class members; instance fields are refused, as on Cloudflare).
+//   through our stub as soon as Cap'n Web delivers it, so that reads keep their place among
+//   calls (E-order) and meet the same rules (only class members; instance fields are
+//   refused, as on Cloudflare).
 // - A client's stubs — functions and RpcTargets it passed — reach objects as our stubs over
 //   a CapnwebHook, whose calls and reads go back to the client.
 //
