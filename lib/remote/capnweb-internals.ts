@@ -102,7 +102,7 @@ interface ImportTableEntry {
 interface SessionTables {
   imports: ImportTableEntry[];
   /** An export made by a "pipe" message has `pipeReadable`: its writable end is the peer's to write. */
-  exports: ({ hook: StubHook; pipeReadable?: unknown } | undefined)[];
+  exports: ({ hook: StubHook; pipeReadable?: ReadableStream } | undefined)[];
 }
 
 function tables(session: RpcSession): SessionTables {
@@ -118,7 +118,14 @@ function tables(session: RpcSession): SessionTables {
 export function failWaitsOnPeer(session: RpcSession, error: Error): void {
   const { imports, exports } = tables(session);
   for (const entry of Object.values(imports)) entry.abort(error);
-  for (const entry of Object.values(exports)) if (entry !== undefined && "pipeReadable" in entry) entry.hook.dispose();
+  for (const entry of Object.values(exports)) {
+    if (entry === undefined || !("pipeReadable" in entry)) continue;
+    // A write in flight into a pipe nobody reads holds up an abort of its writable end (the
+    // streams standard waits for it): cancelling the readable end, when no one took it,
+    // ends both.
+    entry.pipeReadable?.cancel(error).catch(ignore);
+    entry.hook.dispose();
+  }
 }
 
 (() => {
