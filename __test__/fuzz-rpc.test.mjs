@@ -14,7 +14,7 @@ import { describeSeed, fuzzCases, fuzzRandom } from "./helpers/fuzz.mjs";
 import { startHost } from "./helpers/rpc-host.mjs";
 
 const NAMES = [
-  "hello", "echo", "call", "useTarget", "box", "boxes", "increment", "greeting", "nested", "fail", "own",
+  "hello", "echo", "call", "useTarget", "box", "boxes", "readAll", "increment", "greeting", "nested", "fail", "own",
   "inner", "deep", "list", "value", "read", "note", "missing",
   "then", "constructor", "__proto__", "toString", "valueOf", "toJSON", "fetch", "alarm", "dup", "namespace", "getByName", "get", "idFromName", "className",
 ];
@@ -159,6 +159,14 @@ function generator(random) {
       ["push", ["pipeline", known, ["value"]]],
       ["push", ["pipeline", known, ["read"], []]],
       ["push", ["pipeline", target, ["fail"], [string()]]],
+      // map() over a result (a list of RpcTargets), with and without a capture.
+      ["push", ["remap", known, ["list"], [], [["pipeline", 0, ["read"], []]]]],
+      ["push", ["remap", known, [], [["import", target]], [["pipeline", -1, ["hello"], [["pipeline", 0, ["value"]]]]]]],
+      // A stream the client writes (a pipe, export `known`), read by the object.
+      ["pipe"],
+      ["stream", ["pipeline", known, ["write"], [["bytes", "aGVsbG8="]]]],
+      ["push", ["pipeline", known, ["close"], []]],
+      ["push", ["pipeline", target, ["readAll"], [["readable", known]]]],
       ["pull", known],
       ["release", known, 1],
       ["resolve", -1, value(known)],
