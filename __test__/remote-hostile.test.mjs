@@ -308,3 +308,27 @@ test("an object waiting on a client that answers with a call on that very wait i
     }
   }
 });
+
+test("an object calling back into a client whose session just ended gets an error; nothing is left unobserved", async () => {
+  // Found by fuzz-rpc: in one frame, a map() over a returned RpcTarget that calls the
+  // object's hello() with that RpcTarget, then a malformed message that ends the session.
+  // hello() runs after the end: `hi ${x}` calls x.toString() through the client's session,
+  // on a stub that leads back to the host's own RpcTarget.
+  const host = await startHost();
+  try {
+    const ws = new WebSocket(host.rpcUrl.replace(/^http/, "ws") + "?frames=batched");
+    await new Promise((resolve) => ws.addEventListener("open", resolve));
+    const closed = new Promise((resolve) => ws.addEventListener("close", resolve));
+    const messages = [
+      ["push", ["pipeline", 0, ["namespace"], ["Echo"]]],
+      ["push", ["pipeline", 1, ["getByName"], ["ended"]]],
+      ["push", ["pipeline", 2, ["box"], [1]]],
+      ["push", ["remap", 3, [], [["import", 2]], [["pipeline", -1, ["hello"], [["pipeline", 0]]]]]],
+    ];
+    ws.send(messages.map((m) => JSON.stringify(m)).join("\n") + '\n{"a":');
+    await closed;
+    await host.assertServing("after a call back into an ended session", "ended");
+  } finally {
+    await host.close();
+  }
+});

@@ -26,12 +26,12 @@ export async function startHost() {
     pid: proc.pid,
     rpcUrl: `${url}/.open-do/rpc`,
     stderr: () => stderr,
-    /** Fails unless the host is still running and answers a normal remote call. */
-    async assertServing(why) {
+    /** Fails unless the host is still running and answers a normal remote call (to object `name`: it runs after what that object had queued). */
+    async assertServing(why, name = "probe") {
       assert.equal(proc.exitCode, null, `${why}: the host exited; it printed:\n${stderr}`);
       const connection = connect(url);
       try {
-        const answer = await Promise.resolve(connection.namespace("Echo").getByName("probe").hello("there")).catch((error) => error);
+        const answer = await Promise.resolve(connection.namespace("Echo").getByName(name).hello("there")).catch((error) => error);
         assert.equal(answer, "hi there", `${why}: the host answers; it printed:\n${stderr}`);
       } finally {
         connection.close();

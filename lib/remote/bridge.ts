@@ -112,6 +112,9 @@ class CapnwebHook implements Hook {
     if (stub === undefined) return Promise.reject(disposed());
     // Sent, it would wait forever, and so would the batch's answer.
     if (!this.#peer.answers) return Promise.reject(new Error(BATCH_CLIENT_GONE));
+    // The session is over: nothing goes to the client any more.
+    const ended = this.#peer.ended;
+    if (ended !== undefined) return Promise.reject(ended.reason);
     // A Cap'n Web RpcPromise on the stub's own hook at `path`: any name is a path there,
     // even those a stub answers locally (then, dup, toString...).
     const { hook, pathIfPromise } = unwrap(stub);
@@ -119,14 +122,20 @@ class CapnwebHook implements Hook {
       ...(pathIfPromise ?? []),
       ...path,
     ]);
-    let result: PromiseLike<unknown>;
+    let result: Promise<unknown>;
     if (args === undefined) {
-      result = at;
+      result = Promise.resolve(at);
     } else {
       const created: object[] = [];
-      const wired = args.map((arg) => toWire(arg, this.#peer, created));
       try {
-        result = at(...wired) as PromiseLike<unknown>;
+        const wired = args.map((arg) => toWire(arg, this.#peer, created));
+        // Observed at once: a call on one of our own stubs (a client may hand ours back)
+        // is under way already, and must not fail unobserved if the session ends first.
+        result = Promise.resolve(at(...wired));
+      } catch (error) {
+        // Cap'n Web refuses some calls as they are made (a session that just ended); a call
+        // of ours fails through its promise, never by throwing.
+        result = Promise.reject(error);
       } finally {
         // Cap'n Web took its own references while making the call.
         for (const stub of created) (stub as { [Symbol.dispose](): void })[Symbol.dispose]();

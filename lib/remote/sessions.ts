@@ -42,12 +42,20 @@ export class Peer {
     this.answers = answers;
   }
 
+  /** Set once the session has ended, with why. */
+  get ended(): { readonly reason: unknown } | undefined {
+    return this.#end;
+  }
+
   /** `answer` (something the client is to send), failing when the session ends first. */
-  wait<T>(answer: PromiseLike<T>): Promise<T> {
-    if (this.#end !== undefined) return Promise.reject(this.#end.reason);
+  wait<T>(answer: Promise<T>): Promise<T> {
+    if (this.#end !== undefined) {
+      answer.catch(ignore); // nobody else will look at it
+      return Promise.reject(this.#end.reason);
+    }
     return new Promise<T>((resolve, reject) => {
       this.#waiting.add(reject);
-      Promise.resolve(answer).then(
+      answer.then(
         (value) => {
           this.#waiting.delete(reject);
           resolve(value);
