@@ -46,9 +46,9 @@ export async function startHost() {
   };
 }
 
-/** A Cap'n Web HTTP batch: one message a line. */
+/** A Cap'n Web HTTP batch: one message a line (a string is sent as it is). */
 export async function postBatch(url, messages, headers = {}) {
-  const response = await fetch(url, { method: "POST", headers, body: messages.map((m) => JSON.stringify(m)).join("\n") });
+  const response = await fetch(url, { method: "POST", headers, body: messages.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join("\n") });
   return { status: response.status, text: await response.text() };
 }
 

@@ -76,6 +76,18 @@ export class Peer {
   }
 }
 
+/** Messages that may be an "abort": its name first, or a first string with an escape in it. */
+const ABORT = /^\s*\[\s*"(?:abort"|[^"]*\\)/;
+
+function isAbort(message: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(message);
+    return Array.isArray(parsed) && parsed[0] === "abort";
+  } catch {
+    return false; // not JSON: Cap'n Web refuses it
+  }
+}
+
 /** Ends its session with a clear error once the session holds too much; tells the peer when the session ends. */
 class BoundedTransport implements RpcTransport {
   readonly #inner: RpcTransport;
@@ -98,6 +110,11 @@ class BoundedTransport implements RpcTransport {
 
   async receive(): Promise<string> {
     const message = await this.#inner.receive();
+    // A peer's "abort" is not given to Cap'n Web: capnweb 0.12.0 evaluates its payload
+    // (stubs, calls) and then quotes the evaluated message with JSON.stringify, which calls
+    // toJSON() on the stubs in it, that is, makes RPC calls nobody waits for (one ended the
+    // host). The session ends here instead, with an error of our own.
+    if (ABORT.test(message) && isAbort(message)) throw new Error("The client ended the RPC session (abort).");
     if (++this.#received % COUNT_EVERY === 0 && this.#session !== undefined) {
       const { imports, exports } = this.#session.getStats();
       if (imports + exports > MAX_OUTSTANDING) {
