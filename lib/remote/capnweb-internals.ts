@@ -11,8 +11,8 @@
 //   message from any client could end the host (see __test__/remote-hostile.test.mjs):
 //   1. An import of a promise the peer exported (["promise", id] in a message) starts with
 //      a pending pull; when the import is dropped before anything pulls it (the call it was
-//      an argument of failed first, or it came inside an abort or a reject), the pull is
-//      rejected with nobody waiting.
+//      an argument of failed first, or it came inside a reject), the pull is rejected with
+//      nobody waiting.
 //   2. A resolution the peer sends for one of our imports ("resolve") is kept as it is,
 //      calls in it included; a call in it that fails rejects with nobody waiting (a "push"
 //      is marked so that this cannot happen: resolutions now are too).
@@ -21,7 +21,8 @@
 //      the peer does, and its failure rejected with nobody waiting. Exported hooks are now
 //      marked as pushes are.
 //   The repairs only add listeners to promises that Cap'n Web itself creates, so whoever
-//   waits on them still sees their outcome.
+//   waits on them still sees their outcome. (A peer's "abort" is kept from Cap'n Web
+//   altogether: see sessions.ts.)
 //
 // This module runs in Node and Bun only (the browser client does not import it).
 import { RpcSession, RpcStub, type RpcTransport } from "capnweb";
