@@ -6,7 +6,7 @@
 //   disposal. The endpoint gives Cap'n Web hooks of its own (bridge.ts), so that a remote
 //   `stub.prop` is a property read and `stub.method()` a call — Cap'n Web's public
 //   RpcTarget cannot tell the two apart when the object lives behind a mailbox.
-// - Three repairs of capnweb 0.12.0, whose session leaves promises without a listener on
+// - Four repairs of capnweb 0.12.0, whose session leaves promises without a listener on
 //   paths a peer controls; on Node and Bun an unhandled rejection ends the process, so one
 //   message from any client could end the host (see __test__/remote-hostile.test.mjs):
 //   1. An import of a promise the peer exported (["promise", id] in a message) starts with
@@ -20,6 +20,10 @@
 //      arguments, handed back to it as a stub) is exported as it is; nothing pulls it unless
 //      the peer does, and its failure rejected with nobody waiting. Exported hooks are now
 //      marked as pushes are.
+//   4. A call the peer makes inside a value (["import", id, path, args] among a call's
+//      arguments) is marked only when the value is a push's own: one among the arguments of
+//      a call that waits (for a promise the peer passed, say) failed with nobody waiting.
+//      Every hook a message's values make from our exports is marked now.
 //   The repairs only add listeners to promises that Cap'n Web itself creates, so whoever
 //   waits on them still sees their outcome. (A peer's "abort" is kept from Cap'n Web
 //   altogether: see sessions.ts.)
@@ -138,9 +142,16 @@ export function failWaitsOnPeer(session: RpcSession, error: Error): void {
   if (proto === undefined || typeof proto.abort !== "function" || typeof proto.resolve !== "function" || !("activePull" in entry!) || !Array.isArray(entry!.session?.imports) || !Array.isArray(entry!.session?.exports)) {
     throw changed("ImportTableEntry");
   }
-  const session = Object.getPrototypeOf(entry!.session) as { exportStub?(hook: StubHook): number };
+  const session = Object.getPrototypeOf(entry!.session) as { exportStub?(hook: StubHook): number; getExport?(id: number): StubHook | undefined };
   if (typeof session.exportStub !== "function") throw changed("RpcSessionImpl.exportStub");
-  const { exportStub } = session;
+  if (typeof session.getExport !== "function") throw changed("RpcSessionImpl.getExport");
+  const { exportStub, getExport } = session;
+  // A message's values reach our exports through getExport(), and make their calls, reads,
+  // maps and references on what it returns.
+  session.getExport = function (this: unknown, id: number) {
+    const hook = getExport.call(this, id);
+    return hook === undefined ? undefined : marking(hook);
+  };
   session.exportStub = function (this: unknown, hook: StubHook) {
     hook.ignoreUnhandledRejections();
     return exportStub.call(this, hook);
@@ -157,3 +168,21 @@ export function failWaitsOnPeer(session: RpcSession, error: Error): void {
 })();
 
 function ignore(): void {}
+
+/** `hook`, whose calls, reads, maps and dups give hooks marked as a push's are. */
+function marking(hook: StubHook): StubHook {
+  return new Proxy(hook, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target);
+      if (typeof value !== "function") return value;
+      if (key === "call" || key === "get" || key === "map" || key === "dup") {
+        return (...args: unknown[]) => {
+          const made = (value as (...a: unknown[]) => StubHook).apply(target, args);
+          made.ignoreUnhandledRejections();
+          return made;
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
