@@ -344,3 +344,51 @@ test("Request, Response and streams cross to the receiver as they are", async ()
   assert.equal(await stub.readStream(stream), "streamed bytes");
   await registry.close();
 });
+
+/** Runs `fn`, then reports the unhandled rejections seen while it ran and for a turn after. */
+async function unhandledRejectionsOf(fn) {
+  const seen = [];
+  const listener = (reason) => seen.push(reason);
+  process.on("unhandledRejection", listener);
+  try {
+    await fn();
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off("unhandledRejection", listener);
+  }
+  return seen.map((e) => e?.message ?? String(e));
+}
+
+test("RPC calls nobody awaits never reject unhandled: a stub used as a string fails only its caller", async () => {
+  const seen = await unhandledRejectionsOf(() =>
+    withService(async (stub) => {
+      // `${x}` asks the stub for toString() and valueOf(): RPC calls (an RPC property answers
+      // every name) whose results are promises, so the conversion throws in the object.
+      await assert.rejects(stub.repeat(() => 1, 1), { name: "TypeError" });
+      const counter = await stub.makeCounter(1);
+      counter.missing(); // a call that fails, never awaited
+      stub.throwing(); // likewise, on the object itself
+      stub.throwing().foo(); // and pipelined on it
+      // A target whose async disposer fails, disposed when the call that took it returns.
+      const target = new (class extends RpcTarget {
+        increment(by) {
+          return by;
+        }
+        async [dispose]() {
+          throw new Error("the disposer failed");
+        }
+      })();
+      assert.equal(await stub.incrementGiven(target, 2), 2);
+      assert.equal(await stub.add(1), 1, "the object still serves calls");
+    }),
+  );
+  assert.deepEqual(seen, []);
+});
+
+test("a Node Buffer crosses as a Uint8Array, as structured clone copies it", async () => {
+  await withService(async (stub) => {
+    const copy = await stub.echo(Buffer.from("hi"));
+    assert.equal(Object.getPrototypeOf(copy), Uint8Array.prototype);
+    assert.deepEqual([...copy], [104, 105]);
+  });
+});

@@ -60,10 +60,13 @@ export class Capability {
     if (--this.#refs > 0) return;
     const onDispose = (this.target as Record<symbol, unknown>)[dispose];
     if (typeof onDispose === "function") {
+      // A disposer's failure has no caller to go to, whether it throws or (an async
+      // disposer) rejects: it must not end the process either.
       try {
-        onDispose.call(this.target);
+        const result = onDispose.call(this.target);
+        if (typeof (result as Promise<unknown> | undefined)?.then === "function") (result as Promise<unknown>).then(undefined, ignore);
       } catch {
-        // A disposer's failure has no caller to go to.
+        // As above.
       }
     }
   }
@@ -193,6 +196,11 @@ export class RpcPromise {
   readonly #result: Promise<unknown>;
   constructor(result: Promise<unknown>) {
     this.#result = result;
+    // The call is under way already, but its caller may never look at the result: a
+    // pipelined step (`stub.a().b()` never awaits a()), or a conversion that calls
+    // toString()/valueOf() on a stub and gets promises back (`${stub}`). Its failure is
+    // the caller's to see, through then(); unobserved, it must not end the process.
+    result.catch(ignore);
   }
   then<A = unknown, B = never>(ok?: ((v: any) => A | PromiseLike<A>) | null, fail?: ((e: any) => B | PromiseLike<B>) | null): Promise<A | B> {
     return this.#result.then(ok, fail);
@@ -220,6 +228,8 @@ Object.setPrototypeOf(
     get: (_target, prop, receiver) => (typeof prop === "symbol" ? undefined : RpcPromise.pipeline(receiver, prop)),
   }),
 );
+
+function ignore(): void {}
 
 /** Disposes what a call returned: a stub, or the stubs inside a returned object. */
 export function disposeValue(value: unknown): void {

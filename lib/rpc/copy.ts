@@ -12,6 +12,7 @@ import { RpcTarget } from "./target.js";
 import { cloneError } from "../structured-clone/errors.js";
 
 const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array);
+const NodeBuffer = (globalThis as { Buffer?: { isBuffer(value: unknown): boolean } }).Buffer;
 const ERRORS = new Set<Function>([Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]);
 /** Host objects that move to the receiver untouched (ownership of bodies moves with them). */
 const MOVED: Function[] = [Request, Response, Headers, ReadableStream, WritableStream, TransformStream, Blob].filter(
@@ -149,7 +150,9 @@ class Copier {
     if (value instanceof TYPED_ARRAY || value instanceof DataView) {
       const view = value as ArrayBufferView;
       const buffer = this.copy(view.buffer) as ArrayBuffer;
-      const Ctor = value.constructor as new (b: ArrayBuffer, o: number, l: number) => unknown;
+      // A Node Buffer arrives as a Uint8Array, as structured clone gives it (and Buffer's own
+      // constructor is deprecated: calling it printed a DeprecationWarning).
+      const Ctor = (NodeBuffer?.isBuffer(value) ? Uint8Array : value.constructor) as new (b: ArrayBuffer, o: number, l: number) => unknown;
       const length = value instanceof DataView ? value.byteLength : (value as unknown as { length: number }).length;
       return this.#keep(value, new Ctor(buffer, view.byteOffset, length));
     }
