@@ -30,14 +30,21 @@ const UV_DISCONNECT: c_int = 4;
 type PollCallback = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
 type CloseCallback = unsafe extern "C" fn(handle: *mut c_void);
 
+type HandleSize = unsafe extern "C" fn(kind: c_int) -> usize;
+type PollInit = unsafe extern "C" fn(uv_loop: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
+type PollStart = unsafe extern "C" fn(handle: *mut c_void, events: c_int, cb: PollCallback) -> c_int;
+type PollStop = unsafe extern "C" fn(handle: *mut c_void) -> c_int;
+type Close = unsafe extern "C" fn(handle: *mut c_void, cb: CloseCallback);
+type Unref = unsafe extern "C" fn(handle: *mut c_void);
+
 /// The libuv functions we use, from the host process.
 struct Uv {
-    handle_size: unsafe extern "C" fn(kind: c_int) -> usize,
-    poll_init: unsafe extern "C" fn(uv_loop: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int,
-    poll_start: unsafe extern "C" fn(handle: *mut c_void, events: c_int, cb: PollCallback) -> c_int,
-    poll_stop: unsafe extern "C" fn(handle: *mut c_void) -> c_int,
-    close: unsafe extern "C" fn(handle: *mut c_void, cb: CloseCallback),
-    unref: unsafe extern "C" fn(handle: *mut c_void),
+    handle_size: HandleSize,
+    poll_init: PollInit,
+    poll_start: PollStart,
+    poll_stop: PollStop,
+    close: Close,
+    unref: Unref,
 }
 
 impl Uv {
@@ -49,12 +56,12 @@ impl Uv {
         // SAFETY: each symbol is libuv's function of that name, with the declared signature.
         unsafe {
             Some(Uv {
-                handle_size: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_handle_size")?),
-                poll_init: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_poll_init")?),
-                poll_start: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_poll_start")?),
-                poll_stop: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_poll_stop")?),
-                close: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_close")?),
-                unref: std::mem::transmute::<*mut c_void, _>(symbol(c"uv_unref")?),
+                handle_size: std::mem::transmute::<*mut c_void, HandleSize>(symbol(c"uv_handle_size")?),
+                poll_init: std::mem::transmute::<*mut c_void, PollInit>(symbol(c"uv_poll_init")?),
+                poll_start: std::mem::transmute::<*mut c_void, PollStart>(symbol(c"uv_poll_start")?),
+                poll_stop: std::mem::transmute::<*mut c_void, PollStop>(symbol(c"uv_poll_stop")?),
+                close: std::mem::transmute::<*mut c_void, Close>(symbol(c"uv_close")?),
+                unref: std::mem::transmute::<*mut c_void, Unref>(symbol(c"uv_unref")?),
             })
         }
     }

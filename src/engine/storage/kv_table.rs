@@ -41,7 +41,9 @@ impl KvTable {
             // SAFETY: the statements are finalized (dropped) before the connection closes:
             // OpenDatabase declares its KvTable before its Connection.
             let db = unsafe { conn.handle() };
-            let prepare = |sql: &str| RawStatement::prepare(db, sql, true).map(|(s, _)| s.expect("one statement"));
+            // SAFETY: `db` is the connection `conn` borrows, open while the table lives (its
+            // owner finalizes statements before closing the connection).
+            let prepare = |sql: &str| unsafe { RawStatement::prepare(db, sql, true) }.map(|(s, _)| s.expect("one statement"));
             Ok(Some(KvTable {
                 get: prepare("SELECT value FROM _cf_KV WHERE key = ?1")?,
                 put: prepare("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?1, ?2)")?,

@@ -188,7 +188,8 @@ impl ObjectDatabase {
         let connection::Opened { conn, auth, timer } = connection::open(self.path.as_deref(), create, self.durability)?;
         // SAFETY: the statements are finalized before the connection closes (field order).
         let raw = unsafe { conn.handle() };
-        let transaction = |sql| RawStatement::prepare(raw, sql, true).map(|(s, _)| s.expect("one statement"));
+        // SAFETY: `raw` is the open connection `db` owns; statements are finalized first.
+        let transaction = |sql| unsafe { RawStatement::prepare(raw, sql, true) }.map(|(s, _)| s.expect("one statement"));
         auth.set_internal(true);
         let statements = transaction("BEGIN").and_then(|begin| Ok((begin, transaction("COMMIT")?)));
         auth.set_internal(false);
@@ -771,7 +772,7 @@ impl OpenDatabase {
         // SAFETY: the handle is valid while `self.conn` lives; the statement is owned by
         // `self` (or a cursor of `self`) and finalized before the connection closes.
         let raw = unsafe { self.conn.handle() };
-        let (stmt, consumed) = RawStatement::prepare(raw, sql, true).map_err(|e| match self.auth.take_denial() {
+        let (stmt, consumed) = unsafe { RawStatement::prepare(raw, sql, true) }.map_err(|e| match self.auth.take_denial() {
             Some(Denial::TransactionStatement) => StorageError::error(TRANSACTION_STATEMENT_MESSAGE),
             _ => e,
         })?;

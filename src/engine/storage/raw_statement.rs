@@ -33,6 +33,10 @@ pub enum SqlValue<'a> {
     Blob(&'a [u8]),
 }
 
+/// What an empty text or blob points at: SQLite treats a null pointer as NULL, and a
+/// statement may read a SQLITE_STATIC binding until it is reset, so it must live forever.
+static EMPTY: [u8; 1] = [0];
+
 pub struct RawStatement {
     stmt: *mut ffi::sqlite3_stmt,
     db: *mut ffi::sqlite3,
@@ -46,10 +50,14 @@ pub enum Step {
 impl RawStatement {
     /// Prepares the first statement of `sql`. Returns None when `sql` holds no statement
     /// (only whitespace or comments), and the byte offset where the next statement starts.
-    pub fn prepare(db: *mut ffi::sqlite3, sql: &str, persistent: bool) -> Result<(Option<RawStatement>, usize)> {
+    ///
+    /// # Safety
+    /// `db` must be an open connection, used by no other thread during the call, that
+    /// outlives the statement (its owner finalizes statements before closing it).
+    pub unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str, persistent: bool) -> Result<(Option<RawStatement>, usize)> {
         let mut stmt = ptr::null_mut();
         let mut tail = ptr::null();
-        let flags = if persistent { ffi::SQLITE_PREPARE_PERSISTENT } else { 0 } as u32;
+        let flags = if persistent { ffi::SQLITE_PREPARE_PERSISTENT } else { 0 };
         let rc = unsafe {
             ffi::sqlite3_prepare_v3(
                 db,
@@ -61,7 +69,8 @@ impl RawStatement {
             )
         };
         if rc != ffi::SQLITE_OK {
-            return Err(last_error(db, rc));
+            // SAFETY: `db` is open (the caller's promise).
+            return Err(unsafe { last_error(db, rc) });
         }
         let consumed = if tail.is_null() { sql.len() } else { tail as usize - sql.as_ptr() as usize };
         Ok(((!stmt.is_null()).then_some(RawStatement { stmt, db }), consumed))
@@ -93,14 +102,15 @@ impl RawStatement {
                     SqlParam::Blob(b) => ffi::sqlite3_bind_blob64(
                         self.stmt,
                         idx,
-                        if b.is_empty() { [0u8; 1].as_ptr().cast() } else { b.as_ptr().cast() },
+                        if b.is_empty() { EMPTY.as_ptr().cast() } else { b.as_ptr().cast() },
                         b.len() as u64,
                         ffi::SQLITE_TRANSIENT(),
                     ),
                 }
             };
             if rc != ffi::SQLITE_OK {
-                return Err(last_error(self.db, rc));
+                // SAFETY: a statement's connection outlives it.
+                return Err(unsafe { last_error(self.db, rc) });
             }
         }
         Ok(())
@@ -109,7 +119,7 @@ impl RawStatement {
     /// Binds text or a blob without copying it. The caller must reset the statement before
     /// `bytes` goes away (SQLite may read it until then).
     pub fn bind_borrowed(&mut self, index: usize, bytes: &[u8], text: bool) -> Result<()> {
-        let ptr = if bytes.is_empty() { [0u8; 1].as_ptr() } else { bytes.as_ptr() };
+        let ptr = if bytes.is_empty() { EMPTY.as_ptr() } else { bytes.as_ptr() };
         let rc = unsafe {
             if text {
                 ffi::sqlite3_bind_text64(self.stmt, index as c_int, ptr.cast(), bytes.len() as u64, ffi::SQLITE_STATIC(), ffi::SQLITE_UTF8 as u8)
@@ -118,7 +128,8 @@ impl RawStatement {
             }
         };
         if rc != ffi::SQLITE_OK {
-            return Err(last_error(self.db, rc));
+            // SAFETY: a statement's connection outlives it.
+                return Err(unsafe { last_error(self.db, rc) });
         }
         Ok(())
     }
@@ -133,7 +144,8 @@ impl RawStatement {
             ffi::SQLITE_ROW => Ok(Step::Row),
             ffi::SQLITE_DONE => Ok(Step::Done),
             rc => {
-                let err = last_error(self.db, rc);
+                // SAFETY: a statement's connection outlives it.
+                let err = unsafe { last_error(self.db, rc) };
                 unsafe { ffi::sqlite3_reset(self.stmt) };
                 Err(err)
             }
@@ -200,7 +212,10 @@ impl Drop for RawStatement {
 }
 
 /// The error SQLite reported last on `db`, formatted as workerd formats it.
-pub fn last_error(db: *mut ffi::sqlite3, rc: c_int) -> StorageError {
+///
+/// # Safety
+/// `db` must be an open connection that no other thread uses during the call.
+pub unsafe fn last_error(db: *mut ffi::sqlite3, rc: c_int) -> StorageError {
     let (code, message, offset) = unsafe {
         let msg = ffi::sqlite3_errmsg(db);
         let msg = if msg.is_null() { String::new() } else { CStr::from_ptr(msg).to_string_lossy().into_owned() };
