@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: the Rust engine's unit tests, then the JS suite on Node 22, Node 24 and Bun
+// `npm test`: clippy and the Rust engine's unit tests, then the JS suite on Node 22, Node 24 and Bun
 // (all three come from devDependencies). Ends with one "N passed, N failed" line.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -39,8 +39,12 @@ function run(label, cmd, args, parse) {
 
 const hostTriple = /host: (\S+)/.exec(spawnSync("rustc", ["-vV"], { encoding: "utf8" }).stdout)?.[1];
 if (only.length === 0) {
-  // --release and the host target reuse what `npm install` (napi build --release) compiled.
-  run("cargo test", "cargo", ["test", "--release", "--target", hostTriple, "--quiet"], (out) => {
+  // Lints first (any warning fails), then the engine's tests in a debug build, where
+  // debug assertions and overflow checks are on.
+  run("cargo clippy", "cargo", ["clippy", "--release", "--all-targets", "--quiet", "--", "-D", "warnings"], (out) =>
+    /^(error|warning)/m.test(out) ? { passed: 0, failed: 1 } : { passed: 1, failed: 0 },
+  );
+  run("cargo test", "cargo", ["test", "--target", hostTriple, "--quiet"], (out) => {
     const results = [...out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)];
     if (results.length === 0) return undefined;
     return results.reduce((a, m) => ({ passed: a.passed + +m[1], failed: a.failed + +m[2] }), { passed: 0, failed: 0 });
