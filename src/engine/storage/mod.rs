@@ -7,6 +7,7 @@
 pub mod alarm_index;
 mod alarm_metadata;
 pub mod authorizer;
+mod closer;
 mod connection;
 pub mod durability;
 pub mod error;

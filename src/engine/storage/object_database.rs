@@ -113,6 +113,12 @@ pub struct OpenDatabase {
     savepoints: u32,
 }
 
+// SAFETY: SQLite is built thread-safe and the connection opened with SQLITE_OPEN_NO_MUTEX
+// ("multi-thread" mode): a connection and its statements may be used from any thread, one
+// thread at a time. An OpenDatabase is owned by one thread at a time and moved whole (to
+// the closer, see closer.rs), never shared.
+unsafe impl Send for OpenDatabase {}
+
 struct Prepared {
     stmt: RawStatement,
     /// A cursor is still reading from it; a new exec of the same text gets its own copy.
@@ -227,6 +233,11 @@ impl ObjectDatabase {
             self.cut_cursors.extend(db.cursors.keys());
         }
         self.db = None;
+    }
+
+    /// Hands over the open connection, to be closed elsewhere (the object is going away).
+    pub(super) fn take_open(&mut self) -> Option<OpenDatabase> {
+        self.db.take()
     }
 
     /// Ends every cursor (the instance that opened them was reset).

@@ -17,6 +17,7 @@ use slab::Slab;
 use std::sync::Arc;
 
 use super::alarm_index::{AlarmIndex, IndexedAlarm};
+use super::closer::Closer;
 use super::group_sync::{GroupSync, SyncSubject};
 use super::durability::{Durability, SyncTarget};
 use super::error::{Result, StorageError};
@@ -57,6 +58,8 @@ pub struct ObjectStore {
     directory_syncs: HashMap<PathBuf, Arc<GroupSync>>,
     /// The namespace folders registries of this thread serve (see folder_lock.rs).
     folder_locks: Slab<FolderLock>,
+    /// Closes the files of objects that went away, off this thread.
+    closer: Closer,
 }
 
 impl Default for ObjectStore {
@@ -86,6 +89,7 @@ impl ObjectStore {
             alarm_indexes: HashMap::new(),
             directory_syncs: HashMap::new(),
             folder_locks: Slab::new(),
+            closer: Closer::default(),
         }
     }
 
@@ -140,7 +144,11 @@ impl ObjectStore {
     /// stop working.
     pub fn remove(&mut self, handle: Handle) {
         let Ok(slot) = self.slot(handle) else { return };
-        self.objects.remove(slot);
+        let mut object = self.objects.remove(slot);
+        // Closing checkpoints and fsyncs: not on this thread (see closer.rs).
+        if let (Some(path), Some(db)) = (object.path().map(Path::to_path_buf), object.take_open()) {
+            self.closer.close(path, Box::new(db));
+        }
         self.close_empty_cursors(slot);
         self.generations[slot] = self.generations[slot].wrapping_add(1) & (u16::MAX >> 4);
         self.open_files.pop(&slot);
@@ -164,7 +172,9 @@ impl ObjectStore {
         if !create && obj.known_missing {
             return Ok(None);
         }
-        if obj.path().is_some() {
+        if let Some(path) = obj.path() {
+            // The same file may still be closing after the object's last eviction.
+            self.closer.wait_for(path);
             self.make_room();
         }
         let obj = &mut self.objects[slot];
@@ -357,8 +367,10 @@ impl ObjectStore {
         Ok(Some(self.folder_locks.insert(lock) as u32))
     }
 
-    /// Releases a namespace folder (its registry closed, having closed its objects).
+    /// Releases a namespace folder (its registry closed, having closed its objects): once
+    /// their files are closed, so that the next process to open them finds them free.
     pub fn unlock_namespace(&mut self, lock: u32) {
+        self.closer.wait_all();
         self.folder_locks.try_remove(lock as usize);
     }
 
