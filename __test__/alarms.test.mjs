@@ -460,3 +460,31 @@ test("alarm() never runs twice at once for one object, even when a new alarm fal
   assert.equal(overlapped, false);
   await registry.close();
 });
+
+// A throw out of a threadsafe function's callback ends the process; the timer's callback
+// reports what a due alarm's target throws instead.
+test("an alarm target that throws is reported; the process and later alarms go on", async () => {
+  const { alarmKey, scheduleAlarm, releaseAlarmKey } = await import("../dist/alarms.js");
+  const logged = console.error;
+  const reports = [];
+  console.error = (...args) => reports.push(args.map(String).join(" "));
+  // The timer never keeps the process alive by itself (a registry's objects do).
+  const hold = setInterval(() => {}, 1000);
+  try {
+    let fired;
+    const later = new Promise((resolve) => (fired = resolve));
+    const bad = alarmKey(() => {
+      throw new Error("target broke");
+    });
+    const good = alarmKey(() => fired("later alarm ran"));
+    scheduleAlarm(bad, Date.now());
+    scheduleAlarm(good, Date.now() + 50);
+    assert.equal(await later, "later alarm ran");
+    assert.ok(reports.some((r) => r.includes("target broke")), reports.join("\n"));
+    releaseAlarmKey(bad);
+    releaseAlarmKey(good);
+  } finally {
+    clearInterval(hold);
+    console.error = logged;
+  }
+});

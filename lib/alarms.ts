@@ -13,13 +13,25 @@ export function retryDelay(retryCount: number, scale = 1): number {
 }
 
 const targets = new Map<number, () => void>();
+
+/**
+ * The timer's callback. A throw out of a threadsafe function's callback is fatal to the
+ * process, so whatever a due alarm's target throws is reported here instead.
+ */
+function fireAlarm(key: number): void {
+  try {
+    targets.get(key)?.();
+  } catch (error) {
+    console.error("An alarm could not be delivered:", error);
+  }
+}
 let lastKey = 0;
 let ready = false;
 
 /** A timer key whose due alarms call `onFire` (on the JS thread). */
 export function alarmKey(onFire: () => void): number {
   if (!ready) {
-    native.alarmTimerInit((key) => targets.get(key)?.());
+    native.alarmTimerInit(fireAlarm);
     ready = true;
   }
   lastKey = lastKey >= 0xffffffff ? 1 : lastKey + 1;

@@ -257,7 +257,12 @@ function syncDone([handle, error]: [number, string | null]): void {
     clearInterval(keepAlive);
     keepAlive = undefined;
   }
-  done(error);
+  // This runs as a threadsafe function's callback, where a throw ends the process.
+  try {
+    done(error);
+  } catch (e) {
+    console.error("Finishing a commit's fsync failed:", e);
+  }
 }
 
 function noop(): void {}
