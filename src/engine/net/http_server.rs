@@ -11,11 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, SEC_WEBSOCKET_ACCEPT, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,6 +26,7 @@ use tungstenite::Message;
 
 use super::events::{BodyStart, EventQueue, IncomingRequest, NetEvent};
 use super::request_body::{pump, BodyPump};
+use super::request_checks::{check, Verdict};
 use super::response_body::{streamed, BodyWriter, ResponseBody, WriteOutcome};
 use super::link::Link;
 use super::runtime::runtime;
@@ -386,15 +387,6 @@ fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     response
 }
 
-fn websocket_key(request: &Request<Incoming>) -> Option<String> {
-    let h = request.headers();
-    let has = |name, token: &str| h.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))));
-    if request.method() != Method::GET || !has(UPGRADE, "websocket") || !has(CONNECTION, "upgrade") {
-        return None;
-    }
-    h.get(SEC_WEBSOCKET_KEY)?.to_str().ok().map(str::to_owned)
-}
-
 /// Forgets a request the client abandoned before it was answered.
 struct Unanswered {
     inner: Arc<Inner>,
@@ -411,8 +403,12 @@ impl Drop for Unanswered {
 }
 
 async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>) -> Response<ResponseBody> {
+    let upgrade = match check(&request) {
+        Verdict::Plain => None,
+        Verdict::WebSocket(key) => Some((hyper::upgrade::on(&mut request), key)),
+        Verdict::Refuse(response) => return response,
+    };
     let id = inner.next_request.fetch_add(1, Ordering::Relaxed) + 1;
-    let upgrade = websocket_key(&request).map(|key| (hyper::upgrade::on(&mut request), key));
     let (parts, body) = request.into_parts();
     let length = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let start = if body.is_end_stream() {

@@ -14,6 +14,7 @@ mod events;
 mod http_server;
 mod link;
 mod request_body;
+mod request_checks;
 mod response_body;
 mod runtime;
 mod sockets;
