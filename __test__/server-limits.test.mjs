@@ -1,6 +1,6 @@
 // registry.listen() against clients that misbehave (issue #8, "never open to the web"):
-// requests HTTP/1.1 and RFC 6455 say to refuse. Clients are raw TCP sockets
-// (helpers/raw-net.mjs), since no well-behaved client does these things.
+// requests HTTP/1.1 and RFC 6455 say to refuse, bodies that do not parse. Clients are raw
+// TCP sockets (helpers/raw-net.mjs), since no well-behaved client does these things.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DurableObject, Registry } from "../index.js";
@@ -70,6 +70,26 @@ test("WebSocket handshakes that break RFC 6455 are refused: 426 with Sec-WebSock
     assert.equal(handled(), 0, "the Worker never saw them");
     assert.match(await statusOf(server.port, upgrade(`${key}Sec-WebSocket-Version: 13\r\n`)), /^HTTP\/1\.1 101 /, "a valid handshake still gets 101");
   } finally {
+    await registry.close();
+  }
+});
+
+test("a malformed chunked body gets 400, and the log gets one line, not a stack trace per request", async () => {
+  const lines = [];
+  const original = console.error;
+  console.error = (...args) => lines.push(args.map(String).join(" "));
+  const { registry, server } = await serve();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const status = await statusOf(server.port, `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`);
+      assert.match(status, /^HTTP\/1\.1 400 /);
+    }
+    assert.equal(lines.length, 1, `one line for 20 bad bodies, got: ${lines.join("\n---\n")}`);
+    assert.doesNotMatch(lines[0], /\n/, "a single line");
+    assert.match(lines[0], /body could not be read: .*chunk/i, "that says what was wrong");
+    assert.equal((await fetch(`${server.url}/ok`, { method: "POST", body: "fine" })).status, 200);
+  } finally {
+    console.error = original;
     await registry.close();
   }
 });

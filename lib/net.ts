@@ -93,5 +93,8 @@ function dispatch(e: any[]): void {
       return socketError(e[1], e[2], e[3]);
     case 9:
       return take(servers, e[1])?.closed();
+    case 10:
+      // Already limited in Rust (EventQueue::log): written as is.
+      return console.error(e[1]);
   }
 }

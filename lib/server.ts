@@ -4,6 +4,7 @@
 import { bodies, responses, servers, startNet, type NetListener } from "./net.js";
 import { native } from "./native.js";
 import { DISCONNECTED, WebSocket } from "./websocket.js";
+import { LimitedLog } from "./log.js";
 import { browserModule } from "./remote/browser-modules.js";
 import { RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions } from "./remote/endpoint.js";
 
@@ -55,6 +56,8 @@ export class Server {
   #onClosed: () => void = () => {};
   /** Requests whose response is still going out, and waitUntil() promises. */
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** What clients can cause at will is logged a line now and then (see log.ts). */
+  readonly #log = new LimitedLog();
 
   /** @internal Use registry.listen(). */
   constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>, lookup?: NamespaceLookup) {
@@ -118,10 +121,13 @@ export class Server {
     }
     const url = target.startsWith("/") ? `http://${host ?? `${this.hostname}:${this.port}`}${target}` : target;
     let request: Request;
+    // Set when the client's body turned out malformed: then a failing handler is the
+    // client's doing, not the application's.
+    let bodyFailed: string | undefined;
     try {
       const init: RequestInit & { duplex?: "half" } = { method, headers };
       if (body !== null) {
-        init.body = (body === true ? requestBody(id) : body) as BodyInit;
+        init.body = (body === true ? requestBody(id, (message) => (bodyFailed = message)) : body) as BodyInit;
         init.duplex = "half";
       }
       request = new Request(url, init);
@@ -143,10 +149,16 @@ export class Server {
         response = await (rpc ?? this.#fetch(request, this.#env, ctx));
         if (!(response instanceof Response)) throw new TypeError("The fetch handler did not return a Response.");
       } catch (error) {
+        if (bodyFailed !== undefined) {
+          const message = bodyFailed;
+          this.#log.write("request-body", () => `open-do: answered 400 to a request whose body could not be read: ${message}.`);
+          const text = `Bad request: the body could not be read: ${message}.`;
+          return void native.netRespond(id, 400, ["content-type", "text/plain;charset=UTF-8", "connection", "close"], new TextEncoder().encode(text), false);
+        }
         console.error("Uncaught exception in the fetch handler:", error);
         return respondError(id);
       }
-      await send(id, response, websocket);
+      await send(id, response, websocket, this.#log);
     })();
     this.#track(done);
   }
@@ -173,8 +185,11 @@ function respondError(id: number): void {
   native.netRespond(id, 500, ["content-type", "text/plain;charset=UTF-8"], new TextEncoder().encode("Internal Server Error"), false);
 }
 
-/** A streamed request body: each read pulls one chunk from the connection. */
-function requestBody(id: number): ReadableStream<Uint8Array> {
+/**
+ * A streamed request body: each read pulls one chunk from the connection. `failed` hears
+ * why the body could not be read (malformed chunking, a client gone).
+ */
+function requestBody(id: number, failed: (message: string) => void): ReadableStream<Uint8Array> {
   let wake: (() => void) | undefined;
   const settle = () => {
     const w = wake;
@@ -194,6 +209,7 @@ function requestBody(id: number): ReadableStream<Uint8Array> {
             settle();
           },
           error: (message) => {
+            failed(message);
             controller.error(new TypeError(`The request body could not be read: ${message}`));
             settle();
           },
@@ -225,11 +241,13 @@ function flatHeaders(headers: Headers, skipLength: boolean): string[] {
 }
 
 /** Writes `response` for request `id`: a WebSocket upgrade, a whole body, or a stream. */
-async function send(id: number, response: Response, websocket: boolean): Promise<void> {
+async function send(id: number, response: Response, websocket: boolean, log: LimitedLog): Promise<void> {
   const ws = (response as { webSocket?: WebSocket | null }).webSocket;
   if (response.status === 101 && ws instanceof WebSocket) {
     if (!websocket) {
-      console.error("The fetch handler answered a request that is not a WebSocket upgrade with a WebSocket.");
+      // Any client can send such a request (Upgrade: websocket, but no valid handshake) to
+      // a handler that looks at Upgrade alone: one line now and then, not one per request.
+      log.write("websocket-not-upgrade", () => "The fetch handler answered a request that is not a WebSocket upgrade with a WebSocket: answered 500.");
       return respondError(id);
     }
     const connection = ws._handOff();

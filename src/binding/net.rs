@@ -83,7 +83,7 @@ pub fn net_init(env: &Env, wake: Function<(), ()>, message: Option<Function<(), 
 /// 4 response drained [4, request]; 5 response aborted [5, request];
 /// 6 socket message [6, socket, group, string | ArrayBuffer];
 /// 7 socket closed [7, socket, group, code, reason, clean]; 8 socket error [8, socket, group, message];
-/// 9 server closed [9, server].
+/// 9 server closed [9, server]; 10 log line [10, line].
 #[napi(ts_return_type = "unknown[][]")]
 pub fn net_take_events(env: &Env) -> napi::Result<Array<'_>> {
     let net = net();
@@ -160,6 +160,11 @@ pub(crate) fn event_value(env: &Env, event: NetEvent) -> napi::Result<Array<'_>>
             item.set(3, message)?;
         }
         NetEvent::ServerClosed { server } => item = pair(env, 9, server)?,
+        NetEvent::Log { line } => {
+            item = env.create_array(2)?;
+            item.set(0, 10)?;
+            item.set(1, line)?;
+        }
     }
     Ok(item)
 }

@@ -44,7 +44,7 @@ pub fn pump(request: u32, mut body: Incoming, queue: Arc<EventQueue>, done: impl
                         break 'chunks;
                     }
                     Some(Err(e)) => {
-                        queue.push(NetEvent::BodyError { request, message: e.to_string() });
+                        queue.push(NetEvent::BodyError { request, message: describe(&e) });
                         break 'chunks;
                     }
                     Some(Ok(frame)) => {
@@ -61,4 +61,17 @@ pub fn pump(request: u32, mut body: Incoming, queue: Arc<EventQueue>, done: impl
         done();
     });
     pump
+}
+
+/// hyper's error and what caused it ("error reading a body from connection: invalid chunk
+/// size line"): one line that says what the client did wrong.
+fn describe(error: &hyper::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
