@@ -34,6 +34,31 @@ export interface ListenOptions {
    * loopback. `false` turns it off.
    */
   rpc?: RpcOptions | false;
+  /**
+   * How long (ms) the server waits for a client before it closes the connection; Node's
+   * http server has the same defaults. Each must be a positive whole number of ms: a
+   * wait without an end is what lets a few thousand idle connections use up every file
+   * descriptor.
+   */
+  timeouts?: {
+    /** For a request's headers, from the connection's start or the end of the previous response. Default 60,000. */
+    headers?: number;
+    /** For the next request on a keep-alive connection, after a response. Default 5,000. */
+    idle?: number;
+    /** For a request's body, from the end of its headers; then 408 (or a body read error) and the connection closes. Default 300,000. */
+    request?: number;
+  };
+}
+
+/** The largest value the native side takes (u32). */
+const MAX_LIMIT = 2 ** 32 - 1;
+
+function limitOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_LIMIT) {
+    throw new RangeError(`listen() option ${name} must be a whole number from 1 to ${MAX_LIMIT}, not ${String(value)}.`);
+  }
+  return value;
 }
 
 /** Headers hyper writes itself. */
@@ -75,12 +100,17 @@ export class Server {
       return rpcResponse(request, lookup, rpc);
     };
     if (typeof options?.fetch !== "function") throw new TypeError("listen() needs a fetch(request, env, ctx) handler.");
+    const limits = {
+      headersMs: limitOption(options.timeouts?.headers, "timeouts.headers"),
+      idleMs: limitOption(options.timeouts?.idle, "timeouts.idle"),
+      requestMs: limitOption(options.timeouts?.request, "timeouts.request"),
+    };
     startNet();
     this.#fetch = options.fetch;
     this.#env = options.env ?? env;
     const port = options.port ?? 8787;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`Invalid port: ${String(port)}`);
-    const [id, hostname, bound] = native.netListen(options.hostname ?? "127.0.0.1", port);
+    const [id, hostname, bound] = native.netListen(options.hostname ?? "127.0.0.1", port, limits);
     this.#id = id;
     this.hostname = hostname;
     this.port = bound;
@@ -121,13 +151,13 @@ export class Server {
     }
     const url = target.startsWith("/") ? `http://${host ?? `${this.hostname}:${this.port}`}${target}` : target;
     let request: Request;
-    // Set when the client's body turned out malformed: then a failing handler is the
-    // client's doing, not the application's.
-    let bodyFailed: string | undefined;
+    // Set when the client's body turned out malformed or late: then a failing handler is
+    // the client's doing, not the application's.
+    let bodyFailed: { message: string; late: boolean } | undefined;
     try {
       const init: RequestInit & { duplex?: "half" } = { method, headers };
       if (body !== null) {
-        init.body = (body === true ? requestBody(id, (message) => (bodyFailed = message)) : body) as BodyInit;
+        init.body = (body === true ? requestBody(id, (message, late) => (bodyFailed = { message, late })) : body) as BodyInit;
         init.duplex = "half";
       }
       request = new Request(url, init);
@@ -150,10 +180,11 @@ export class Server {
         if (!(response instanceof Response)) throw new TypeError("The fetch handler did not return a Response.");
       } catch (error) {
         if (bodyFailed !== undefined) {
-          const message = bodyFailed;
-          this.#log.write("request-body", () => `open-do: answered 400 to a request whose body could not be read: ${message}.`);
-          const text = `Bad request: the body could not be read: ${message}.`;
-          return void native.netRespond(id, 400, ["content-type", "text/plain;charset=UTF-8", "connection", "close"], new TextEncoder().encode(text), false);
+          const { message, late } = bodyFailed;
+          const status = late ? 408 : 400;
+          this.#log.write(late ? "request-body-late" : "request-body", () => `open-do: answered ${status} to a request whose body could not be read: ${message}.`);
+          const text = late ? "Request timeout: the body did not arrive in time." : `Bad request: the body could not be read: ${message}.`;
+          return void native.netRespond(id, status, ["content-type", "text/plain;charset=UTF-8", "connection", "close"], new TextEncoder().encode(text), false);
         }
         console.error("Uncaught exception in the fetch handler:", error);
         return respondError(id);
@@ -187,9 +218,9 @@ function respondError(id: number): void {
 
 /**
  * A streamed request body: each read pulls one chunk from the connection. `failed` hears
- * why the body could not be read (malformed chunking, a client gone).
+ * why the body could not be read (malformed chunking, a client gone, too slow).
  */
-function requestBody(id: number, failed: (message: string) => void): ReadableStream<Uint8Array> {
+function requestBody(id: number, failed: (message: string, late: boolean) => void): ReadableStream<Uint8Array> {
   let wake: (() => void) | undefined;
   const settle = () => {
     const w = wake;
@@ -208,8 +239,8 @@ function requestBody(id: number, failed: (message: string) => void): ReadableStr
             controller.close();
             settle();
           },
-          error: (message) => {
-            failed(message);
+          error: (message, late) => {
+            failed(message, late);
             controller.error(new TypeError(`The request body could not be read: ${message}`));
             settle();
           },

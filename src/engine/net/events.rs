@@ -51,7 +51,8 @@ pub enum NetEvent {
     Request(IncomingRequest),
     BodyChunk { request: u32, data: Bytes },
     BodyEnd { request: u32 },
-    BodyError { request: u32, message: String },
+    /// The body could not be read (`late`: it did not arrive within the request timeout).
+    BodyError { request: u32, message: String, late: bool },
     /// A response body that was over its high-water mark has room again.
     ResponseDrained { request: u32 },
     /// The client went away before the response body ended.

@@ -16,15 +16,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 use super::events::{BodyStart, EventQueue, IncomingRequest, NetEvent};
+use super::idle::{Activity, Tracked, Watched};
+use super::limits::ServerLimits;
 use super::request_body::{pump, BodyPump};
 use super::request_checks::{check, Verdict};
 use super::response_body::{streamed, BodyWriter, ResponseBody, WriteOutcome};
@@ -39,6 +42,10 @@ const WHOLE_BODY_LIMIT: u64 = 64 * 1024;
 
 /// How long close() lets in-flight requests finish (Cloudflare's grace on shutdown).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long the accept loop rests when the process is out of file descriptors: accepting
+/// again at once fails again at once (the listener stays readable), which spins a core.
+const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the application answers a request.
 pub enum ResponseStart {
@@ -145,7 +152,7 @@ impl Net {
 
     /// Starts a server on `hostname:port` (port 0: any free port). Returns its id and the
     /// address it listens on.
-    pub fn listen(&self, hostname: &str, port: u16) -> Result<(u32, SocketAddr), NetError> {
+    pub fn listen(&self, hostname: &str, port: u16, limits: ServerLimits) -> Result<(u32, SocketAddr), NetError> {
         let listener = std::net::TcpListener::bind((hostname, port)).map_err(NetError::Io)?;
         listener.set_nonblocking(true).map_err(NetError::Io)?;
         let address = listener.local_addr().map_err(NetError::Io)?;
@@ -156,7 +163,7 @@ impl Net {
         let rt = runtime();
         let _guard = rt.enter();
         let listener = TcpListener::from_std(listener).map_err(NetError::Io)?;
-        rt.spawn(accept_loop(inner, server, listener, stopped));
+        rt.spawn(accept_loop(inner, server, listener, stopped, limits));
         Ok((server, address))
     }
 
@@ -339,7 +346,7 @@ fn append_headers(map: &mut hyper::HeaderMap, headers: Vec<(String, String)>) ->
     Ok(())
 }
 
-async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stopped: oneshot::Receiver<()>) {
+async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stopped: oneshot::Receiver<()>, limits: ServerLimits) {
     // Connections hold a sender each; when all are dropped, every connection ended.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     let (shutdown, shutting_down) = watch::channel(false);
@@ -347,27 +354,18 @@ async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stop
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let inner = inner.clone();
-                let alive = alive.clone();
-                let mut shutting_down = shutting_down.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let inner = inner.clone();
-                        async move { Ok::<_, Infallible>(dispatch(inner, server, request).await) }
-                    });
-                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
-                    let mut connection = pin!(connection);
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        _ = shutting_down.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) if out_of_descriptors(&e) => {
+                        inner.queue.log("accept-descriptors", server, || format!("open-do: cannot accept connections: {e}; retrying every {} ms until descriptors free up.", OUT_OF_DESCRIPTORS_PAUSE.as_millis()));
+                        tokio::time::sleep(OUT_OF_DESCRIPTORS_PAUSE).await;
+                        continue;
                     }
-                    drop(alive);
-                });
+                    // The client gave up before we took it (ECONNABORTED and the like).
+                    Err(_) => continue,
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(inner.clone(), server, stream, limits, shutting_down.clone(), alive.clone()));
             }
             _ = &mut stopped => break,
         }
@@ -380,10 +378,62 @@ async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stop
     inner.queue.push(NetEvent::ServerClosed { server });
 }
 
+/// Errors of accept() that mean the process (or system) has no descriptor (or buffer) to
+/// give the connection: they last until something closes, so retrying at once only spins.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// One HTTP connection, until it ends, is upgraded, is idle past `limits.idle`, or its
+/// server shuts down. `_alive` tells the server it still runs.
+async fn serve_connection(inner: Arc<Inner>, server: u32, stream: TcpStream, limits: ServerLimits, mut shutting_down: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(Watched { stream, activity: activity.clone() });
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |request| {
+            let inner = inner.clone();
+            let in_flight = activity.begin();
+            async move {
+                let response = dispatch(inner, server, request, limits.request).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _request: in_flight }))
+            }
+        })
+    };
+    // hyper's header timer runs from when it starts waiting for a request's head until
+    // the head is in: on a new connection and between keep-alive requests alike.
+    let connection = http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(limits.headers).serve_connection(io, service).with_upgrades();
+    let mut connection = pin!(connection);
+    loop {
+        let idle_at = activity.idle_deadline(limits.idle);
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = activity.changed.notified() => {}
+            _ = sleep_until(idle_at.unwrap_or_else(std::time::Instant::now).into()), if idle_at.is_some() => {
+                if activity.idle_deadline(limits.idle).is_some_and(|at| at <= std::time::Instant::now()) {
+                    break;
+                }
+            }
+            _ = shutting_down.changed() => break,
+        }
+    }
+    // Idle, or the server is closing: hyper closes an idle connection at once and lets a
+    // request in progress finish first — within the shutdown grace.
+    connection.as_mut().graceful_shutdown();
+    let _ = timeout(SHUTDOWN_GRACE, connection).await;
+}
+
 /// Answers a request whose application side never answered (or failed to).
 fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Full(Some(Bytes::from_static(text.as_bytes()))));
     *response.status_mut() = status;
+    response
+}
+
+/// `response`, after which the connection closes (what is left of the request on it
+/// cannot be trusted to end where a next request begins).
+fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -402,7 +452,9 @@ impl Drop for Unanswered {
     }
 }
 
-async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>) -> Response<ResponseBody> {
+/// `receive`: how long the request's body may take to arrive (see [`ServerLimits::request`]).
+async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>, receive: Duration) -> Response<ResponseBody> {
+    let deadline = Instant::now() + receive;
     let upgrade = match check(&request) {
         Verdict::Plain => None,
         Verdict::WebSocket(key) => Some((hyper::upgrade::on(&mut request), key)),
@@ -414,9 +466,10 @@ async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>
     let start = if body.is_end_stream() {
         BodyStart::Empty
     } else if length.is_some_and(|l| l <= WHOLE_BODY_LIMIT) {
-        match body.collect().await {
-            Ok(collected) => BodyStart::Full(collected.to_bytes()),
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "The request body could not be read."),
+        match timeout_at(deadline, body.collect()).await {
+            Ok(Ok(collected)) => BodyStart::Full(collected.to_bytes()),
+            Ok(Err(_)) => return closing(plain(StatusCode::BAD_REQUEST, "The request body could not be read.")),
+            Err(_) => return closing(plain(StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time.")),
         }
     } else {
         let done = {
@@ -425,7 +478,7 @@ async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>
                 inner.pumps.lock().unwrap().remove(&id);
             }
         };
-        let pump = pump(id, body, inner.queue.clone(), done);
+        let pump = pump(id, body, deadline.into_std(), inner.queue.clone(), done);
         inner.pumps.lock().unwrap().insert(id, pump);
         BodyStart::Stream
     };

@@ -12,6 +12,8 @@
 mod connection;
 mod events;
 mod http_server;
+mod idle;
+mod limits;
 mod link;
 mod request_body;
 mod request_checks;
@@ -22,6 +24,7 @@ mod websocket;
 
 pub use events::{BodyStart, EventQueue, IncomingRequest, NetEvent, Payload};
 pub use http_server::{Net, NetError, ResponseStart};
+pub use limits::ServerLimits;
 pub use response_body::WriteOutcome;
 pub use sockets::{AutoResponse, SocketError, MAX_HIBERNATABLE_SOCKETS};
 pub use websocket::{HostConnection, HostSocket};
