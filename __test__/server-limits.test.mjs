@@ -142,12 +142,13 @@ test("a malformed chunked body gets 400, and the log gets one line, not a stack 
   }
 });
 
-test("listen() checks its timeouts", async () => {
+test("listen() checks its timeouts and limits", async () => {
   const registry = new Registry({ dataDir: ":memory:" });
   try {
     for (const timeouts of [{ headers: 0 }, { idle: -1 }, { request: 1.5 }, { headers: "60" }, { idle: 2 ** 32 }]) {
       await assert.rejects(registry.listen({ port: 0, fetch: () => new Response(), timeouts }), RangeError, JSON.stringify(timeouts));
     }
+    await assert.rejects(registry.listen({ port: 0, fetch: () => new Response(), limits: { webSocketBufferBytes: 0 } }), RangeError);
   } finally {
     await registry.close();
   }

@@ -48,6 +48,17 @@ export interface ListenOptions {
     /** For a request's body, from the end of its headers; then 408 (or a body read error) and the connection closes. Default 300,000. */
     request?: number;
   };
+  limits?: {
+    /**
+     * Bytes that may wait to go out on one WebSocket whose peer does not read. Past it the
+     * socket is closed with 1011 (the object's webSocketError / error event hears why) and
+     * the server logs one line. Default 64 MiB: two of the largest messages a peer may
+     * send (32 MiB), so relaying them to an ordinary reader never trips it. A single
+     * message of any size can always be sent; from 1 MiB waiting on, the peer's own
+     * messages are not read until it catches up.
+     */
+    webSocketBufferBytes?: number;
+  };
 }
 
 /** The largest value the native side takes (u32). */
@@ -104,6 +115,7 @@ export class Server {
       headersMs: limitOption(options.timeouts?.headers, "timeouts.headers"),
       idleMs: limitOption(options.timeouts?.idle, "timeouts.idle"),
       requestMs: limitOption(options.timeouts?.request, "timeouts.request"),
+      webSocketBufferBytes: limitOption(options.limits?.webSocketBufferBytes, "limits.webSocketBufferBytes"),
     };
     startNet();
     this.#fetch = options.fetch;

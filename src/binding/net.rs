@@ -179,13 +179,14 @@ fn pair(env: &Env, kind: u32, id: u32) -> napi::Result<Array<'_>> {
     Ok(item)
 }
 
-/// A server's timeouts (ms); unset ones take the defaults of engine::net::ServerLimits.
-/// lib/server.ts checks them.
+/// A server's timeouts (ms) and WebSocket buffer bound (bytes); unset ones take the
+/// defaults of engine::net::ServerLimits. lib/server.ts checks them.
 #[napi(object)]
 pub struct NetLimits {
     pub headers_ms: Option<u32>,
     pub idle_ms: Option<u32>,
     pub request_ms: Option<u32>,
+    pub web_socket_buffer_bytes: Option<u32>,
 }
 
 /// Starts a server; returns [server id, bound address, bound port].
@@ -198,6 +199,7 @@ pub fn net_listen(env: &Env, hostname: String, port: u32, limits: Option<NetLimi
         chosen.headers = ms(limits.headers_ms, chosen.headers);
         chosen.idle = ms(limits.idle_ms, chosen.idle);
         chosen.request = ms(limits.request_ms, chosen.request);
+        chosen.websocket_buffer = limits.web_socket_buffer_bytes.map_or(chosen.websocket_buffer, |b| b as usize);
     }
     let (server, address) = net().listen(&hostname, port, chosen).map_err(throw)?;
     let mut result = env.create_array(3)?;

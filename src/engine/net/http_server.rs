@@ -88,6 +88,7 @@ struct Pending {
 
 struct Server {
     stop: Option<oneshot::Sender<()>>,
+    limits: ServerLimits,
 }
 
 pub(crate) struct Inner {
@@ -158,7 +159,7 @@ impl Net {
         let address = listener.local_addr().map_err(NetError::Io)?;
         let server = self.inner.next_server.fetch_add(1, Ordering::Relaxed) + 1;
         let (stop, stopped) = oneshot::channel();
-        self.inner.servers.lock().unwrap().insert(server, Server { stop: Some(stop) });
+        self.inner.servers.lock().unwrap().insert(server, Server { stop: Some(stop), limits });
         let inner = self.inner.clone();
         let rt = runtime();
         let _guard = rt.enter();
@@ -240,14 +241,15 @@ impl Net {
         h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&derive_accept_key(key.as_bytes())).unwrap());
-        let link = Arc::new(Link::default());
+        let limit = self.inner.servers.lock().unwrap().get(&pending.server).map_or_else(|| ServerLimits::default().websocket_buffer, |s| s.limits.websocket_buffer);
+        let link = Arc::new(Link::new(limit));
         let shared = match adopt {
             Some(socket) => self.inner.sockets.attach(socket, pending.server, link.clone()).ok_or(NetError::UnknownSocket)?,
             None => self.inner.sockets.create(pending.server, Some(link.clone())),
         };
         let socket = shared.id;
         let inner = &self.inner;
-        runtime().spawn(websocket::serve(upgrade, shared, link, inner.queue.clone(), inner.sockets.clone(), inner.host_loop.clone()));
+        runtime().spawn(websocket::serve(upgrade, shared, link, limit, inner.queue.clone(), inner.sockets.clone(), inner.host_loop.clone()));
         let _ = pending.answer.send(response);
         Ok(socket)
     }

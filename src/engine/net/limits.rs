@@ -1,4 +1,5 @@
-//! What one server's connections may cost: how long each wait may last. Every input from the network is hostile until it
+//! What one server's connections may cost: how long each wait may last and how much a
+//! WebSocket may have waiting to go out. Every input from the network is hostile until it
 //! is whole: a client that sends nothing, half a request or a body at a byte a minute
 //! holds a descriptor, and descriptors run out long before memory does.
 
@@ -16,6 +17,9 @@ pub struct ServerLimits {
     /// (or, once the application reads the body, a read error) and the connection is
     /// closed. Node's `requestTimeout`: 300 s.
     pub request: Duration,
+    /// A WebSocket with more than this waiting to go out to its peer (a peer that stopped
+    /// reading) is closed with 1011 — see connection.rs for why 64 MiB.
+    pub websocket_buffer: usize,
 }
 
 impl Default for ServerLimits {
@@ -24,6 +28,7 @@ impl Default for ServerLimits {
             headers: Duration::from_secs(60),
             idle: Duration::from_secs(5),
             request: Duration::from_secs(300),
+            websocket_buffer: super::connection::DEFAULT_BUFFER_LIMIT,
         }
     }
 }
