@@ -6,7 +6,7 @@ import { native } from "./native.js";
 import { DISCONNECTED, WebSocket } from "./websocket.js";
 import { LimitedLog } from "./log.js";
 import { browserModule } from "./remote/browser-modules.js";
-import { RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions } from "./remote/endpoint.js";
+import { checkRpcOptions, RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions, type RpcServer } from "./remote/endpoint.js";
 
 /** The `ctx` a Worker's fetch handler receives. */
 export interface ExecutionContext {
@@ -31,7 +31,9 @@ export interface ListenOptions {
   /**
    * The RPC endpoint at /.open-do/rpc, for `@redwoodjs/open-do/client` (Cap'n Web). On by
    * default; without a token or authorize hook it answers only when the server listens on
-   * loopback. `false` turns it off.
+   * loopback, and there only requests for a loopback host (`localhost`, `*.localhost`,
+   * `127.0.0.1`, `[::1]` or the bound address, with the port). Pages of other origins
+   * are refused unless listed in `rpc.origins`. `false` turns it off. See RpcOptions.
    */
   rpc?: RpcOptions | false;
   /**
@@ -98,18 +100,9 @@ export class Server {
   /** @internal Use registry.listen(). */
   constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>, lookup?: NamespaceLookup) {
     this.#exports = exports;
-    const rpcOptions = options.rpc === false || options.rpc?.enabled === false ? undefined : (options.rpc ?? {});
+    const rpcOptions = options.rpc === false || options.rpc?.enabled === false ? undefined : checkRpcOptions(options.rpc ?? {});
     const endpoint = rpcOptions !== undefined && lookup !== undefined ? { rpc: rpcOptions, lookup } : undefined;
     this.#rpcEnabled = endpoint !== undefined;
-    const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(options.hostname ?? "127.0.0.1");
-    this.#rpc = (request) => {
-      if (endpoint === undefined) return undefined;
-      const { rpc, lookup } = endpoint;
-      if (!loopback && rpc.token === undefined && rpc.authorize === undefined) {
-        return Promise.resolve(new Response("RPC is served on loopback only, unless a token or an authorize hook is configured.", { status: 403 }));
-      }
-      return rpcResponse(request, lookup, rpc);
-    };
     if (typeof options?.fetch !== "function") throw new TypeError("listen() needs a fetch(request, env, ctx) handler.");
     const limits = {
       headersMs: limitOption(options.timeouts?.headers, "timeouts.headers"),
@@ -126,6 +119,8 @@ export class Server {
     this.#id = id;
     this.hostname = hostname;
     this.port = bound;
+    const self: RpcServer = { address: hostname, port: bound };
+    this.#rpc = (request) => (endpoint === undefined ? undefined : rpcResponse(request, endpoint.lookup, endpoint.rpc, self));
     const listener: NetListener = {
       request: (request, method, target, headers, body, websocket) => this.#request(request, method, target, headers, body, websocket),
       closed: () => this.#onClosed(),
