@@ -68,12 +68,14 @@ pub enum NetEvent {
     Log { line: String },
 }
 
+/// Per kind of log line and server: when one was last written, and how many were left
+/// out since.
+type Logged = HashMap<(&'static str, u32), (Instant, u64)>;
+
 pub struct EventQueue {
     pending: Mutex<Pending>,
     wake: Box<dyn Fn() + Send + Sync>,
-    /// Per kind of log line and server: when one was last written, and how many were left
-    /// out since.
-    logged: Mutex<HashMap<(&'static str, u32), (Instant, u64)>>,
+    logged: Mutex<Logged>,
 }
 
 #[derive(Default)]

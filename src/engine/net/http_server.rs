@@ -406,14 +406,19 @@ async fn serve_connection(inner: Arc<Inner>, server: u32, stream: TcpStream, lim
     // the head is in: on a new connection and between keep-alive requests alike.
     let connection = http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(limits.headers).serve_connection(io, service).with_upgrades();
     let mut connection = pin!(connection);
+    // Checked now and then rather than re-armed per request: a busy connection costs one
+    // timer wake-up per idle period, not one per request.
+    let mut check_at = Instant::now() + limits.idle;
     loop {
-        let idle_at = activity.idle_deadline(limits.idle);
         tokio::select! {
             _ = connection.as_mut() => return,
-            _ = activity.changed.notified() => {}
-            _ = sleep_until(idle_at.unwrap_or_else(std::time::Instant::now).into()), if idle_at.is_some() => {
-                if activity.idle_deadline(limits.idle).is_some_and(|at| at <= std::time::Instant::now()) {
-                    break;
+            _ = sleep_until(check_at) => {
+                let now = Instant::now();
+                match activity.idle_deadline(limits.idle).map(Instant::from_std) {
+                    Some(at) if at <= now => break,
+                    Some(at) => check_at = at,
+                    // A request in flight or arriving: look again a period later.
+                    None => check_at = now + limits.idle,
                 }
             }
             _ = shutting_down.changed() => break,

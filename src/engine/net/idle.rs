@@ -4,7 +4,7 @@
 //! is only worth keeping that long while a request is arriving), so we watch for it: the
 //! connection's reads are counted ([`Watched`]), requests are counted in and out
 //! ([`Activity::begin`], and the response body's drop), and the connection's task closes
-//! it when [`Activity::idle_deadline`] passes.
+//! it when [`Activity::idle_deadline`] has passed.
 
 use std::io;
 use std::pin::Pin;
@@ -17,7 +17,6 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use super::response_body::ResponseBody;
 
@@ -26,8 +25,6 @@ pub struct Activity {
     /// Bytes read from the connection so far.
     read: AtomicU64,
     state: Mutex<State>,
-    /// A request ended (the idle deadline may have begun).
-    pub changed: Notify,
 }
 
 #[derive(Default)]
@@ -64,8 +61,6 @@ impl Drop for InFlight {
         state.in_flight -= 1;
         if state.in_flight == 0 {
             state.ended = Some((Instant::now(), activity.read.load(Ordering::Relaxed)));
-            drop(state);
-            activity.changed.notify_one();
         }
     }
 }
