@@ -49,6 +49,7 @@ test("nodeHandler refuses invalid WebSocket handshakes before the Worker, and an
     assert.equal(count, "0", "the object holds no socket that never connected");
     assert.match(await statusOf(port, upgrade(`${key}Sec-WebSocket-Version: 13\r\n`)), /^HTTP\/1\.1 101 /, "a valid handshake is accepted");
   } finally {
+    server.closeAllConnections();
     server.close();
     await registry.close();
   }

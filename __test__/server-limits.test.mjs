@@ -91,17 +91,19 @@ test("WebSocket handshakes that break RFC 6455 are refused: 426 with Sec-WebSock
 test("timeouts close silent, half-sent, slow-bodied and idle connections while real requests are answered", async () => {
   const { registry, server } = await serve({ timeouts: { headers: 1000, idle: 500, request: 1500 } });
   const port = server.port;
+  const opened = [];
+  const open = () => opened[opened.push(rawConnect(port)) - 1];
   try {
-    const silent = Array.from({ length: 20 }, () => rawConnect(port));
-    const halfHeaders = Array.from({ length: 20 }, () => rawConnect(port));
+    const silent = Array.from({ length: 20 }, open);
+    const halfHeaders = Array.from({ length: 20 }, open);
     for (const raw of halfHeaders) raw.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: `);
     // Whole headers, a small body (read whole) that stops short, and a chunked one (streamed).
-    const shortBodies = Array.from({ length: 10 }, () => rawConnect(port));
+    const shortBodies = Array.from({ length: 10 }, open);
     for (const raw of shortBodies) raw.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n0123456789`);
-    const stalledChunks = Array.from({ length: 10 }, () => rawConnect(port));
+    const stalledChunks = Array.from({ length: 10 }, open);
     for (const raw of stalledChunks) raw.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
     // Kept alive after a response, then idle.
-    const idle = Array.from({ length: 5 }, () => rawConnect(port));
+    const idle = Array.from({ length: 5 }, open);
     for (const raw of idle) raw.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     await Promise.all(idle.map((raw) => raw.waitFor(/^HTTP\/1\.1 200 [^]*?\r\n\r\n\d+:0/)));
 
@@ -118,6 +120,7 @@ test("timeouts close silent, half-sent, slow-bodied and idle connections while r
     for (const raw of [...silent, ...halfHeaders]) assert.doesNotMatch(raw.text(), /^HTTP\/1\.1 [^4]/);
     assert.equal((await fetch(`${server.url}/after`)).status, 200, "and the server still serves");
   } finally {
+    for (const raw of opened) raw.socket.destroy(); // on failure too: open sockets keep the process alive
     await registry.close();
   }
 });

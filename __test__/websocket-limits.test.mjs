@@ -55,8 +55,10 @@ test("a peer that stops reading is closed with 1011 once limits.webSocketBufferB
   });
   const base = server.url.replace("http", "ws");
   errors.length = 0;
+  const clients = [];
   try {
     const peer = new WsClient(`${base}/stuck`);
+    clients.push(peer);
     await new Promise((resolve, reject) => peer.on("open", resolve).on("error", reject));
     const closed = new Promise((resolve) => peer.on("close", (code) => resolve(code)));
     let received = 0;
@@ -69,6 +71,7 @@ test("a peer that stops reading is closed with 1011 once limits.webSocketBufferB
     assert.match(errors[0], /did not read/);
 
     const echo = new WsClient(`${base}/other`);
+    clients.push(echo);
     await new Promise((resolve) => echo.on("open", resolve));
     echo.send("hi");
     assert.equal(String(await new Promise((resolve) => echo.on("message", resolve))), "echo:hi", "other sockets are served meanwhile");
@@ -82,6 +85,7 @@ test("a peer that stops reading is closed with 1011 once limits.webSocketBufferB
     assert.equal(logged.length, 1, lines.join("\n"));
     assert.match(logged[0], /webSocketBufferBytes/, "the line names the option");
   } finally {
+    for (const client of clients) client.terminate(); // on failure too: they keep the process alive
     console.error = original;
     await registry.close();
   }
@@ -144,8 +148,8 @@ test("once the server gave up on a peer that does not read, nothing more of the 
   const registry = new Registry({ dataDir: ":memory:" });
   const ns = registry.namespace(Flood);
   const server = await registry.listen({ port: 0, limits: { webSocketBufferBytes: 1 << 16 }, fetch: (request) => ns.getByName("x").fetch(request) });
+  const peer = rawConnect(server.port);
   try {
-    const peer = rawConnect(server.port);
     peer.write(handshake("/", server.port));
     await peer.waitFor(/^HTTP\/1\.1 101 [^]*?\r\n\r\n/);
     peer.socket.pause();
@@ -169,6 +173,7 @@ test("once the server gave up on a peer that does not read, nothing more of the 
     peer.write(frame(0x8, Buffer.from([0x03, 0xf3]))); // our answer: 1011
     await peer.closed;
   } finally {
+    peer.socket.destroy();
     await registry.close();
   }
 });
