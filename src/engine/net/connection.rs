@@ -411,7 +411,9 @@ impl Connection {
     /// for the peer's Close (or its deadline) no longer reading anything for it.
     fn check_overflow(&mut self) {
         let transport = self.ws.get_mut();
-        if !std::mem::take(&mut transport.overflowed) {
+        // Once given up on (the limit is lifted for our Close), the Close is queued: a later
+        // report of the same (sends that piled up in the Link) must not cut it.
+        if !std::mem::take(&mut transport.overflowed) || transport.limit == usize::MAX {
             return;
         }
         let limit = transport.limit;
@@ -511,6 +513,17 @@ mod tests {
         (peer, connection, queue)
     }
 
+    /// Writes what waits while the peer's reader runs; fails (rather than hanging) if it
+    /// has not finished after 10 s.
+    fn flush_until_read<T>(connection: &mut Connection, reader: &std::thread::JoinHandle<T>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reader.is_finished() {
+            assert!(Instant::now() < deadline, "the peer never got our Close");
+            connection.flush();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn a_peer_that_stops_reading_is_closed_with_1011_and_costs_a_bounded_buffer() {
         let limit = 256 * 1024;
@@ -541,13 +554,34 @@ mod tests {
                 }
             }
         });
-        while !reader.is_finished() {
-            connection.flush();
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        flush_until_read(&mut connection, &reader);
         let (messages, code) = reader.join().unwrap();
         assert_eq!(code, 1011);
         assert!(messages < 400, "what never began to go out was dropped ({messages} arrived)");
+    }
+
+    #[test]
+    fn giving_up_twice_keeps_the_close() {
+        // The buffer overflows, and then sends that piled up in the Link report an overflow
+        // too: the second must not cut the Close the first queued.
+        let (peer, mut connection, _queue) = pair(64 * 1024);
+        let message = Bytes::from(vec![7u8; 64 * 1024]);
+        while connection.phase == Phase::Open {
+            connection.send(Outgoing::Message(Message::Binary(message.clone())));
+        }
+        connection.overflow();
+        let reader = std::thread::spawn(move || {
+            let mut peer = WebSocket::from_raw_socket(peer, Role::Client, None);
+            loop {
+                match peer.read() {
+                    Ok(Message::Binary(_)) => {}
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        flush_until_read(&mut connection, &reader);
+        assert_eq!(reader.join().unwrap(), Some(1011));
     }
 
     #[test]
