@@ -9,6 +9,14 @@ import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./remote
 export const RPC_PATH = "/.open-do/rpc";
 
 /**
+ * How a browser sends its token: browsers cannot set headers on a WebSocket, so it offers
+ * two subprotocols, WEBSOCKET_PROTOCOL (which the server chooses) and this prefix followed
+ * by the token in base64url. Node and Bun send `Authorization: Bearer <token>` instead.
+ */
+export const WEBSOCKET_PROTOCOL = "open-do";
+export const TOKEN_PROTOCOL_PREFIX = "open-do.token.";
+
+/**
  * Methods of T, as a remote caller sees them: every result is a promise, on which a
  * returned object's methods can be called at once (pipelined into the same round trip).
  */
@@ -34,8 +42,30 @@ export interface Connection {
 }
 
 export interface ConnectOptions {
-  /** The server's RPC token (RpcOptions.token). */
+  /**
+   * The server's RPC token (RpcOptions.token). Sent in a header (in browsers, in the
+   * WebSocket's subprotocol list), never in the URL.
+   */
   token?: string;
+}
+
+/** Node and Bun (and Deno) let a WebSocket carry headers; browsers do not. */
+const headersAllowed = typeof process !== "undefined" && typeof (process as { versions?: { node?: string } }).versions?.node === "string";
+
+function base64url(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** A WebSocket to `url` that carries `token` as this runtime allows. */
+function openSocket(url: string, token: string | undefined): WebSocket {
+  if (token === undefined) return new WebSocket(url);
+  if (headersAllowed) {
+    // Not in the WebSocket type of the DOM library: Node's and Bun's own extension.
+    return new (WebSocket as unknown as new (url: string, init: { headers: Record<string, string> }) => WebSocket)(url, { headers: { authorization: `Bearer ${token}` } });
+  }
+  return new WebSocket(url, [WEBSOCKET_PROTOCOL, TOKEN_PROTOCOL_PREFIX + base64url(token)]);
 }
 
 /**
@@ -52,9 +82,10 @@ export class ConnectionLostError extends Error {
 
 /**
  * What calls reject with when the server answered the connection with an HTTP error instead
- * of a WebSocket: a missing or wrong token (401), RPC refused on a non-loopback address
- * without a token (403), or a server whose RPC endpoint is off. Not retryable: the same
- * connect() would be refused again.
+ * of a WebSocket: a missing or wrong token (401), RPC refused (403: on a non-loopback
+ * address without a token, for a host name or a page origin it does not serve), or a
+ * server whose RPC endpoint is off. Not retryable: the same connect() would be refused
+ * again.
  */
 export class ConnectionRefusedError extends Error {
   readonly retryable = false;
@@ -74,14 +105,13 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Connec
   if (target.protocol === "http:") target.protocol = "ws:";
   if (target.protocol === "https:") target.protocol = "wss:";
   if (target.pathname === "/" || target.pathname === "") target.pathname = RPC_PATH;
-  if (options.token !== undefined) target.searchParams.set("token", options.token);
   target.searchParams.set(BATCHED_FRAMES, BATCHED_FRAMES_VALUE);
-  const socket = new WebSocket(target.href);
+  const socket = openSocket(target.href, options.token);
   let opened = false;
   socket.addEventListener("open", () => (opened = true), { once: true });
   // A WebSocket that never opened tells nothing of why; the server's HTTP answer does.
   let lost: Promise<Error> | undefined;
-  const transport = new BatchedTransport(socket, (cause) => (lost ??= opened ? Promise.resolve(new ConnectionLostError(cause)) : whyNotOpened(target, cause)));
+  const transport = new BatchedTransport(socket, (cause) => (lost ??= opened ? Promise.resolve(new ConnectionLostError(cause)) : whyNotOpened(target, options.token, cause)));
   const session = new RpcSession(transport);
   const main = session.getRemoteMain() as any;
   return {
@@ -95,18 +125,18 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Connec
  * server's answer. An unreachable server (or a browser's CORS refusal of the question) is
  * a lost connection, which a later connect() may find up.
  */
-async function whyNotOpened(target: URL, cause: unknown): Promise<Error> {
+async function whyNotOpened(target: URL, token: string | undefined, cause: unknown): Promise<Error> {
   const probe = new URL(target);
   probe.protocol = probe.protocol === "wss:" ? "https:" : "http:";
   let response: Response;
   try {
-    response = await fetch(probe);
+    response = await fetch(probe, token === undefined ? undefined : { headers: { authorization: `Bearer ${token}` } });
   } catch {
     return new ConnectionLostError(cause);
   }
   const text = (await response.text().catch(() => "")).trim().slice(0, 200);
   const shown = new URL(target);
-  shown.search = ""; // not the token
+  shown.search = "";
   if (response.status === 401 || response.status === 403) {
     return new ConnectionRefusedError(`The server at ${shown.href} refused the RPC connection (HTTP ${response.status})${text ? `: ${text}` : "."}`, response.status);
   }

@@ -13,7 +13,8 @@ export interface NetListener {
 export interface BodySink {
   chunk(data: Uint8Array): void;
   end(): void;
-  error(message: string): void;
+  /** `late`: the body did not arrive within the server's request timeout. */
+  error(message: string, late: boolean): void;
 }
 
 /** A streamed response's producer (or a request still waiting for its response). */
@@ -80,7 +81,7 @@ function dispatch(e: any[]): void {
     case 2:
       return take(bodies, e[1])?.end();
     case 3:
-      return take(bodies, e[1])?.error(e[2]);
+      return take(bodies, e[1])?.error(e[2], e[3]);
     case 4:
       return responses.get(e[1])?.drained();
     case 5:
@@ -93,5 +94,8 @@ function dispatch(e: any[]): void {
       return socketError(e[1], e[2], e[3]);
     case 9:
       return take(servers, e[1])?.closed();
+    case 10:
+      // Already limited in Rust (EventQueue::log): written as is.
+      return console.error(e[1]);
   }
 }

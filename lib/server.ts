@@ -4,8 +4,9 @@
 import { bodies, responses, servers, startNet, type NetListener } from "./net.js";
 import { native } from "./native.js";
 import { DISCONNECTED, WebSocket } from "./websocket.js";
+import { LimitedLog } from "./log.js";
 import { browserModule } from "./remote/browser-modules.js";
-import { RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions } from "./remote/endpoint.js";
+import { checkRpcOptions, RPC_PATH, rpcResponse, type NamespaceLookup, type RpcOptions, type RpcServer } from "./remote/endpoint.js";
 
 /** The `ctx` a Worker's fetch handler receives. */
 export interface ExecutionContext {
@@ -30,9 +31,47 @@ export interface ListenOptions {
   /**
    * The RPC endpoint at /.open-do/rpc, for `@redwoodjs/open-do/client` (Cap'n Web). On by
    * default; without a token or authorize hook it answers only when the server listens on
-   * loopback. `false` turns it off.
+   * loopback, and there only requests for a loopback host (`localhost`, `*.localhost`,
+   * `127.0.0.1`, `[::1]` or the bound address, with the port). Pages of other origins
+   * are refused unless listed in `rpc.origins`. `false` turns it off. See RpcOptions.
    */
   rpc?: RpcOptions | false;
+  /**
+   * How long (ms) the server waits for a client before it closes the connection; Node's
+   * http server has the same defaults. Each must be a positive whole number of ms: a
+   * wait without an end is what lets a few thousand idle connections use up every file
+   * descriptor.
+   */
+  timeouts?: {
+    /** For a request's headers, from the connection's start or the end of the previous response. Default 60,000. */
+    headers?: number;
+    /** For the next request on a keep-alive connection, after a response. Default 5,000. */
+    idle?: number;
+    /** For a request's body, from the end of its headers; then 408 (or a body read error) and the connection closes. Default 300,000. */
+    request?: number;
+  };
+  limits?: {
+    /**
+     * Bytes that may wait to go out on one WebSocket whose peer does not read. Past it the
+     * socket is closed with 1011 (the object's webSocketError / error event hears why) and
+     * the server logs one line. Default 64 MiB: two of the largest messages a peer may
+     * send (32 MiB), so relaying them to an ordinary reader never trips it. A single
+     * message of any size can always be sent; from 1 MiB waiting on, the peer's own
+     * messages are not read until it catches up.
+     */
+    webSocketBufferBytes?: number;
+  };
+}
+
+/** The largest value the native side takes (u32). */
+const MAX_LIMIT = 2 ** 32 - 1;
+
+function limitOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_LIMIT) {
+    throw new RangeError(`listen() option ${name} must be a whole number from 1 to ${MAX_LIMIT}, not ${String(value)}.`);
+  }
+  return value;
 }
 
 /** Headers hyper writes itself. */
@@ -55,32 +94,33 @@ export class Server {
   #onClosed: () => void = () => {};
   /** Requests whose response is still going out, and waitUntil() promises. */
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** What clients can cause at will is logged a line now and then (see log.ts). */
+  readonly #log = new LimitedLog();
 
   /** @internal Use registry.listen(). */
   constructor(options: ListenOptions, env: unknown, exports?: Record<string, unknown>, lookup?: NamespaceLookup) {
     this.#exports = exports;
-    const rpcOptions = options.rpc === false || options.rpc?.enabled === false ? undefined : (options.rpc ?? {});
+    const rpcOptions = options.rpc === false || options.rpc?.enabled === false ? undefined : checkRpcOptions(options.rpc ?? {});
     const endpoint = rpcOptions !== undefined && lookup !== undefined ? { rpc: rpcOptions, lookup } : undefined;
     this.#rpcEnabled = endpoint !== undefined;
-    const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(options.hostname ?? "127.0.0.1");
-    this.#rpc = (request) => {
-      if (endpoint === undefined) return undefined;
-      const { rpc, lookup } = endpoint;
-      if (!loopback && rpc.token === undefined && rpc.authorize === undefined) {
-        return Promise.resolve(new Response("RPC is served on loopback only, unless a token or an authorize hook is configured.", { status: 403 }));
-      }
-      return rpcResponse(request, lookup, rpc);
-    };
     if (typeof options?.fetch !== "function") throw new TypeError("listen() needs a fetch(request, env, ctx) handler.");
+    const limits = {
+      headersMs: limitOption(options.timeouts?.headers, "timeouts.headers"),
+      idleMs: limitOption(options.timeouts?.idle, "timeouts.idle"),
+      requestMs: limitOption(options.timeouts?.request, "timeouts.request"),
+      webSocketBufferBytes: limitOption(options.limits?.webSocketBufferBytes, "limits.webSocketBufferBytes"),
+    };
     startNet();
     this.#fetch = options.fetch;
     this.#env = options.env ?? env;
     const port = options.port ?? 8787;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`Invalid port: ${String(port)}`);
-    const [id, hostname, bound] = native.netListen(options.hostname ?? "127.0.0.1", port);
+    const [id, hostname, bound] = native.netListen(options.hostname ?? "127.0.0.1", port, limits);
     this.#id = id;
     this.hostname = hostname;
     this.port = bound;
+    const self: RpcServer = { address: hostname, port: bound };
+    this.#rpc = (request) => (endpoint === undefined ? undefined : rpcResponse(request, endpoint.lookup, endpoint.rpc, self));
     const listener: NetListener = {
       request: (request, method, target, headers, body, websocket) => this.#request(request, method, target, headers, body, websocket),
       closed: () => this.#onClosed(),
@@ -118,10 +158,13 @@ export class Server {
     }
     const url = target.startsWith("/") ? `http://${host ?? `${this.hostname}:${this.port}`}${target}` : target;
     let request: Request;
+    // Set when the client's body turned out malformed or late: then a failing handler is
+    // the client's doing, not the application's.
+    let bodyFailed: { message: string; late: boolean } | undefined;
     try {
       const init: RequestInit & { duplex?: "half" } = { method, headers };
       if (body !== null) {
-        init.body = (body === true ? requestBody(id) : body) as BodyInit;
+        init.body = (body === true ? requestBody(id, (message, late) => (bodyFailed = { message, late })) : body) as BodyInit;
         init.duplex = "half";
       }
       request = new Request(url, init);
@@ -143,10 +186,17 @@ export class Server {
         response = await (rpc ?? this.#fetch(request, this.#env, ctx));
         if (!(response instanceof Response)) throw new TypeError("The fetch handler did not return a Response.");
       } catch (error) {
+        if (bodyFailed !== undefined) {
+          const { message, late } = bodyFailed;
+          const status = late ? 408 : 400;
+          this.#log.write(late ? "request-body-late" : "request-body", () => `open-do: answered ${status} to a request whose body could not be read: ${message}.`);
+          const text = late ? "Request timeout: the body did not arrive in time." : `Bad request: the body could not be read: ${message}.`;
+          return void native.netRespond(id, status, ["content-type", "text/plain;charset=UTF-8", "connection", "close"], new TextEncoder().encode(text), false);
+        }
         console.error("Uncaught exception in the fetch handler:", error);
         return respondError(id);
       }
-      await send(id, response, websocket);
+      await send(id, response, websocket, this.#log);
     })();
     this.#track(done);
   }
@@ -173,8 +223,11 @@ function respondError(id: number): void {
   native.netRespond(id, 500, ["content-type", "text/plain;charset=UTF-8"], new TextEncoder().encode("Internal Server Error"), false);
 }
 
-/** A streamed request body: each read pulls one chunk from the connection. */
-function requestBody(id: number): ReadableStream<Uint8Array> {
+/**
+ * A streamed request body: each read pulls one chunk from the connection. `failed` hears
+ * why the body could not be read (malformed chunking, a client gone, too slow).
+ */
+function requestBody(id: number, failed: (message: string, late: boolean) => void): ReadableStream<Uint8Array> {
   let wake: (() => void) | undefined;
   const settle = () => {
     const w = wake;
@@ -193,7 +246,8 @@ function requestBody(id: number): ReadableStream<Uint8Array> {
             controller.close();
             settle();
           },
-          error: (message) => {
+          error: (message, late) => {
+            failed(message, late);
             controller.error(new TypeError(`The request body could not be read: ${message}`));
             settle();
           },
@@ -225,11 +279,13 @@ function flatHeaders(headers: Headers, skipLength: boolean): string[] {
 }
 
 /** Writes `response` for request `id`: a WebSocket upgrade, a whole body, or a stream. */
-async function send(id: number, response: Response, websocket: boolean): Promise<void> {
+async function send(id: number, response: Response, websocket: boolean, log: LimitedLog): Promise<void> {
   const ws = (response as { webSocket?: WebSocket | null }).webSocket;
   if (response.status === 101 && ws instanceof WebSocket) {
     if (!websocket) {
-      console.error("The fetch handler answered a request that is not a WebSocket upgrade with a WebSocket.");
+      // Any client can send such a request (Upgrade: websocket, but no valid handshake) to
+      // a handler that looks at Upgrade alone: one line now and then, not one per request.
+      log.write("websocket-not-upgrade", () => "The fetch handler answered a request that is not a WebSocket upgrade with a WebSocket: answered 500.");
       return respondError(id);
     }
     const connection = ws._handOff();

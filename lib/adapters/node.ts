@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
 import { WebSocketServer, type RawData } from "ws";
 import type { ExecutionContext, FetchHandler } from "../server.js";
-import { WebSocket } from "../websocket.js";
+import { DISCONNECTED, WebSocket } from "../websocket.js";
 
 export interface NodeHandlerOptions {
   /** The `env` the handler receives. */
@@ -49,6 +49,10 @@ export function nodeHandler(fetch: FetchHandler, options: NodeHandlerOptions = {
       void respond(req).then((response) => writeResponse(res, response));
     },
     upgrade(req, socket, head) {
+      // A handshake `ws` would refuse must not reach the Worker: an object that accepted
+      // its WebSocket would hold a socket that never connects (and never closes).
+      const refusal = handshakeRefusal(req);
+      if (refusal !== undefined) return void socket.end(refusal);
       void respond(req).then((response) => {
         const ws = (response as { webSocket?: WebSocket | null } | undefined)?.webSocket;
         if (response === undefined || response.status !== 101 || !(ws instanceof WebSocket)) {
@@ -59,7 +63,14 @@ export function nodeHandler(fetch: FetchHandler, options: NodeHandlerOptions = {
         const protocol = response.headers.get("sec-websocket-protocol");
         if (protocol !== null) protocols.set(req, protocol);
         const connection = ws._handOff();
+        // The client may leave before the upgrade completes (ws then never calls back):
+        // the server end hears a disconnect.
+        let upgraded = false;
+        socket.once("close", () => {
+          if (!upgraded) connection.clientClosed(1006, DISCONNECTED, false);
+        });
         wss.handleUpgrade(req, socket, head, (peer) => {
+          upgraded = true;
           connection.attach({
             send: (data) => peer.send(data),
             close: (code, reason) => peer.close(code, reason),
@@ -76,6 +87,24 @@ export function nodeHandler(fetch: FetchHandler, options: NodeHandlerOptions = {
       });
     },
   };
+}
+
+/**
+ * The answer RFC 6455 §4.2 requires to a handshake we cannot accept (what the built-in
+ * server answers too, see src/engine/net/request_checks.rs), or undefined.
+ */
+function handshakeRefusal(req: IncomingMessage): string | undefined {
+  const refuse = (status: string, text: string) =>
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\nSec-WebSocket-Version: 13\r\nContent-Length: ${text.length}\r\n\r\n${text}`;
+  if (req.headers.upgrade?.toLowerCase() !== "websocket") return undefined; // the Worker decides
+  const version = req.headers["sec-websocket-version"];
+  if (req.method !== "GET" || req.httpVersion === "1.0") return refuse("400 Bad Request", "A WebSocket handshake needs GET and HTTP/1.1.\n");
+  if (version === undefined) return refuse("400 Bad Request", "A WebSocket handshake needs Sec-WebSocket-Version: 13.\n");
+  if (version !== "13") return refuse("426 Upgrade Required", "Only WebSocket version 13 is spoken here.\n");
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers["sec-websocket-key"] ?? "")) {
+    return refuse("400 Bad Request", "A WebSocket handshake needs a Sec-WebSocket-Key of 16 bytes in base64.\n");
+  }
+  return undefined;
 }
 
 function toRequest(req: IncomingMessage): Request {

@@ -243,8 +243,9 @@ export async function batchResponse(request: Request, main: object, peer: Peer):
   } finally {
     body = transport.end();
   }
-  // As Cap'n Web's newWorkersRpcResponse answers.
-  return new Response(body, { headers: { "access-control-allow-origin": "*" } });
+  // No CORS header here: the endpoint names the calling origin when it allowed one, and a
+  // wildcard would let any page read the answers (see endpoint.ts).
+  return new Response(body);
 }
 
 function ignore(): void {}

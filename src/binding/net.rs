@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use napi::bindgen_prelude::{Array, ArrayBuffer, Buffer, Function, Null};
@@ -13,7 +14,7 @@ use napi::{Env, Error, JsValue, Status};
 use napi_derive::napi;
 
 use super::host_loop;
-use crate::engine::net::{AutoResponse, BodyStart, Net, NetError, NetEvent, Payload, ResponseStart, SocketError, WriteOutcome, MAX_HIBERNATABLE_SOCKETS};
+use crate::engine::net::{AutoResponse, BodyStart, Net, NetError, NetEvent, Payload, ResponseStart, ServerLimits, SocketError, WriteOutcome, MAX_HIBERNATABLE_SOCKETS};
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
@@ -79,11 +80,11 @@ pub fn net_init(env: &Env, wake: Function<(), ()>, message: Option<Function<(), 
 /// Every waiting event, oldest first. Shapes (first element is the kind):
 /// 0 request [0, server, request, method, target, headers (flat), body, websocket] where
 ///   body is null (none), a Buffer (whole) or true (streamed);
-/// 1 body chunk [1, request, Buffer]; 2 body end [2, request]; 3 body error [3, request, message];
+/// 1 body chunk [1, request, Buffer]; 2 body end [2, request]; 3 body error [3, request, message, late];
 /// 4 response drained [4, request]; 5 response aborted [5, request];
 /// 6 socket message [6, socket, group, string | ArrayBuffer];
 /// 7 socket closed [7, socket, group, code, reason, clean]; 8 socket error [8, socket, group, message];
-/// 9 server closed [9, server].
+/// 9 server closed [9, server]; 10 log line [10, line].
 #[napi(ts_return_type = "unknown[][]")]
 pub fn net_take_events(env: &Env) -> napi::Result<Array<'_>> {
     let net = net();
@@ -133,9 +134,10 @@ pub(crate) fn event_value(env: &Env, event: NetEvent) -> napi::Result<Array<'_>>
             item.set(2, Buffer::from(data.to_vec()))?;
         }
         NetEvent::BodyEnd { request } => item = pair(env, 2, request)?,
-        NetEvent::BodyError { request, message } => {
+        NetEvent::BodyError { request, message, late } => {
             item = pair(env, 3, request)?;
             item.set(2, message)?;
+            item.set(3, late)?;
         }
         NetEvent::ResponseDrained { request } => item = pair(env, 4, request)?,
         NetEvent::ResponseAborted { request } => item = pair(env, 5, request)?,
@@ -160,6 +162,11 @@ pub(crate) fn event_value(env: &Env, event: NetEvent) -> napi::Result<Array<'_>>
             item.set(3, message)?;
         }
         NetEvent::ServerClosed { server } => item = pair(env, 9, server)?,
+        NetEvent::Log { line } => {
+            item = env.create_array(2)?;
+            item.set(0, 10)?;
+            item.set(1, line)?;
+        }
     }
     Ok(item)
 }
@@ -172,11 +179,29 @@ fn pair(env: &Env, kind: u32, id: u32) -> napi::Result<Array<'_>> {
     Ok(item)
 }
 
+/// A server's timeouts (ms) and WebSocket buffer bound (bytes); unset ones take the
+/// defaults of engine::net::ServerLimits. lib/server.ts checks them.
+#[napi(object)]
+pub struct NetLimits {
+    pub headers_ms: Option<u32>,
+    pub idle_ms: Option<u32>,
+    pub request_ms: Option<u32>,
+    pub web_socket_buffer_bytes: Option<u32>,
+}
+
 /// Starts a server; returns [server id, bound address, bound port].
 #[napi(ts_return_type = "[number, string, number]")]
-pub fn net_listen(env: &Env, hostname: String, port: u32) -> napi::Result<Array<'_>> {
+pub fn net_listen(env: &Env, hostname: String, port: u32, limits: Option<NetLimits>) -> napi::Result<Array<'_>> {
     let port = u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("Invalid port {port}.")))?;
-    let (server, address) = net().listen(&hostname, port).map_err(throw)?;
+    let mut chosen = ServerLimits::default();
+    if let Some(limits) = limits {
+        let ms = |v: Option<u32>, default: Duration| v.map_or(default, |ms| Duration::from_millis(ms.into()));
+        chosen.headers = ms(limits.headers_ms, chosen.headers);
+        chosen.idle = ms(limits.idle_ms, chosen.idle);
+        chosen.request = ms(limits.request_ms, chosen.request);
+        chosen.websocket_buffer = limits.web_socket_buffer_bytes.map_or(chosen.websocket_buffer, |b| b as usize);
+    }
+    let (server, address) = net().listen(&hostname, port, chosen).map_err(throw)?;
     let mut result = env.create_array(3)?;
     result.set(0, server)?;
     result.set(1, address.ip().to_string())?;

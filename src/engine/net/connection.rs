@@ -11,7 +11,8 @@
 //! no thread hand-off; and a task on the network runtime, for hosts without a loop we can
 //! poll (Bun) and for the phases that wait on a timer or on a full socket buffer.
 
-use std::io::{ErrorKind, Read, Write};
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -30,6 +31,25 @@ const MAX_MESSAGE_SIZE: usize = 32 << 20;
 
 /// How long a peer's Close waits for the application's answer (without auto-reply).
 const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a Close we sent waits for the peer's (its answer, or its going away).
+const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(30);
+
+/// What may wait to go out to a peer that does not read: past it the socket is closed with
+/// 1011. Cloudflare documents no such limit; its bound is the isolate's 128 MB of memory.
+/// Ours is twice the largest message a peer may send us (32 MiB), so that an object that
+/// relays or echoes the largest messages to a peer reading at an ordinary pace never trips
+/// it, while a peer that stops reading costs at most this (plus the one message being
+/// sent when it tripped: a send is refused only once the buffer is already past the
+/// limit, so a single message of any size — Cloudflare limits only received ones — can
+/// always go out).
+pub const DEFAULT_BUFFER_LIMIT: usize = 64 << 20;
+
+/// While more than this waits to go out, the peer is not read: each of its messages could
+/// ask for more replies (protocol pings are answered with pongs), so a peer that sends but
+/// does not read is paced by TCP instead of growing our buffer. Small enough to cost
+/// little per slow peer, large enough that an ordinary reader is never paused.
+const PAUSE_READING_ABOVE: usize = 1 << 20;
 
 /// After refusing an oversized message: how long we read and drop what the peer still
 /// sends, and how long a pause counts as it having stopped. A peer still sending when we
@@ -62,6 +82,9 @@ enum Phase {
     /// the connection now would make its kernel discard our Close (it would see 1006), so
     /// we read and drop until it goes quiet.
     Draining { until: Instant, quiet_until: Instant },
+    /// We sent a Close (the application's, or ours for a peer that stopped reading) and
+    /// wait for the peer's, which ends the connection — or for the deadline.
+    Closing { until: Instant },
     Over,
 }
 
@@ -69,10 +92,79 @@ enum Phase {
 /// read that returned less than asked for emptied the kernel's buffer, so the next read
 /// answers WouldBlock without a system call — the poll reports anything that arrives
 /// later. (An edge-triggered poller, the network runtime's, must see a real WouldBlock.)
+///
+/// Writes never block: what the kernel does not take waits in `pending`, which we can
+/// count and bound (tungstenite's own buffer cannot be measured or cut). tungstenite hands
+/// each write whole frames, so every chunk of `pending` but the first begins and ends on a
+/// frame boundary; the first ends on one.
 struct Transport {
     tcp: TcpStream,
     level_triggered: bool,
     emptied: bool,
+    pending: VecDeque<Vec<u8>>,
+    /// Bytes of `pending[0]` already sent.
+    sent: usize,
+    pending_bytes: usize,
+    /// A write that finds more than this already waiting is dropped and `overflowed` set.
+    limit: usize,
+    overflowed: bool,
+}
+
+/// Small writes join the last pending chunk up to this size: a flood of pongs must not
+/// cost an allocation each.
+const JOIN_BELOW: usize = 16 * 1024;
+
+impl Transport {
+    fn queue(&mut self, data: &[u8]) {
+        if self.pending_bytes > self.limit {
+            self.overflowed = true;
+            return;
+        }
+        self.pending_bytes += data.len();
+        match self.pending.back_mut() {
+            Some(last) if last.len() + data.len() <= JOIN_BELOW => last.extend_from_slice(data),
+            _ => self.pending.push_back(data.to_vec()),
+        }
+    }
+
+    /// Writes what waits until the kernel takes no more. Errors other than WouldBlock are
+    /// the connection failing.
+    fn drain(&mut self) -> std::io::Result<()> {
+        while !self.pending.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 32];
+            let mut count = 0;
+            for (i, chunk) in self.pending.iter().take(slices.len()).enumerate() {
+                slices[i] = IoSlice::new(if i == 0 { &chunk[self.sent..] } else { chunk });
+                count += 1;
+            }
+            let mut written = match self.tcp.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.pending_bytes -= written;
+            while written > 0 {
+                let left = self.pending[0].len() - self.sent;
+                if written < left {
+                    self.sent += written;
+                    break;
+                }
+                written -= left;
+                self.pending.pop_front();
+                self.sent = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every frame that has not begun to go out (the first chunk stays: the peer
+    /// must get the rest of the frame it has the beginning of).
+    fn keep_first_chunk(&mut self) {
+        self.pending.truncate(1);
+        self.pending_bytes = self.pending.front().map_or(0, |c| c.len() - self.sent);
+    }
 }
 
 impl Read for Transport {
@@ -88,8 +180,24 @@ impl Read for Transport {
 
 impl Write for Transport {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.tcp.write(data)
+        if self.pending.is_empty() {
+            loop {
+                match self.tcp.write(data) {
+                    Ok(n) if n == data.len() || n == 0 => return Ok(n),
+                    Ok(n) => {
+                        self.queue(&data[n..]);
+                        return Ok(data.len());
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.queue(data);
+        Ok(data.len())
     }
+    /// Nothing: pending bytes go out when the socket is writable (see Connection::flush).
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
@@ -103,17 +211,15 @@ pub(crate) struct Connection {
     phase: Phase,
     /// The application has been told the connection ended (close or error event).
     reported: bool,
-    /// A write met a full socket buffer; the rest is in tungstenite's buffer.
-    write_blocked: bool,
 }
 
 impl Connection {
     /// `read_ahead`: bytes the HTTP server read past the upgrade request (frames the
-    /// client sent right behind its handshake).
-    pub fn new(stream: TcpStream, read_ahead: Vec<u8>, shared: Arc<SocketShared>, queue: Arc<EventQueue>, sockets: Arc<Sockets>) -> Connection {
-        let transport = Transport { tcp: stream, level_triggered: false, emptied: false };
+    /// client sent right behind its handshake). `limit`: see [`DEFAULT_BUFFER_LIMIT`].
+    pub fn new(stream: TcpStream, read_ahead: Vec<u8>, shared: Arc<SocketShared>, queue: Arc<EventQueue>, sockets: Arc<Sockets>, limit: usize) -> Connection {
+        let transport = Transport { tcp: stream, level_triggered: false, emptied: false, pending: VecDeque::new(), sent: 0, pending_bytes: 0, limit, overflowed: false };
         let ws = WebSocket::from_partially_read(transport, read_ahead, Role::Server, Some(config()));
-        Connection { ws, shared, queue, sockets, phase: Phase::Open, reported: false, write_blocked: false }
+        Connection { ws, shared, queue, sockets, phase: Phase::Open, reported: false }
     }
 
     /// Whether a level-triggered poller (the host's loop) drives the connection now.
@@ -129,21 +235,32 @@ impl Connection {
 
     /// Whether the socket's readability matters now.
     pub fn wants_read(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Draining { .. })
+        match self.phase {
+            Phase::Open => !self.backed_up(),
+            Phase::Draining { .. } | Phase::Closing { .. } => true,
+            _ => false,
+        }
     }
 
+    /// Bytes wait for the socket to be writable.
     pub fn write_blocked(&self) -> bool {
-        self.write_blocked
+        self.ws.get_ref().pending_bytes > 0
+    }
+
+    /// Too much waits to go out to read more (see [`PAUSE_READING_ABOVE`]).
+    fn backed_up(&self) -> bool {
+        let transport = self.ws.get_ref();
+        transport.pending_bytes > PAUSE_READING_ABOVE.min(transport.limit / 2)
     }
 
     /// Needs what only the network runtime gives: a timer, or waiting to write.
     pub fn needs_runtime(&self) -> bool {
-        self.write_blocked || matches!(self.phase, Phase::AwaitingAnswer { .. } | Phase::Draining { .. })
+        self.write_blocked() || self.deadline().is_some()
     }
 
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::AwaitingAnswer { until } => Some(until),
+            Phase::AwaitingAnswer { until } | Phase::Closing { until } => Some(until),
             Phase::Draining { until, quiet_until } => Some(until.min(quiet_until)),
             _ => None,
         }
@@ -154,22 +271,30 @@ impl Connection {
     pub fn is_over(&self, released: bool) -> bool {
         match self.phase {
             Phase::Over => true,
-            // Draining goes on after the error was reported (which released the link).
-            Phase::Draining { .. } => false,
+            // Draining and closing go on after the end was reported (which released the
+            // link), until the peer answers or their deadline.
+            Phase::Draining { .. } | Phase::Closing { .. } => false,
             _ => released,
         }
     }
 
     /// Reads everything the socket has. Returns true when it stopped because the socket
-    /// had no more (the driver then waits for readability), false when the phase changed.
+    /// had no more (the driver then waits for readability), false when the phase changed
+    /// or too much waits to go out to read on (see [`Connection::wants_read`]).
     pub fn read(&mut self) -> bool {
         loop {
             match self.phase {
-                Phase::Open => {}
+                Phase::Open if self.backed_up() => return false,
+                Phase::Open | Phase::Closing { .. } => {}
                 Phase::Draining { .. } => return self.drain(),
                 _ => return false,
             }
-            match self.ws.read() {
+            let result = self.ws.read();
+            // A pong (or the answer to a Close) went out inside read().
+            self.check_overflow();
+            match result {
+                // Nothing reaches the application once it was told the socket ended.
+                Ok(Message::Text(_) | Message::Binary(_)) if self.reported => {}
                 Ok(Message::Text(text)) => match self.shared.auto_reply(text.as_str()) {
                     Some(reply) => self.write(Message::Text(reply.into())),
                     None => self.queue.push(NetEvent::SocketMessage { socket: self.socket(), group: self.shared.group_id(), data: Payload::Text(text.as_str().to_owned()) }),
@@ -196,12 +321,17 @@ impl Connection {
             Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
             None => (1005, String::new()),
         };
-        if self.reported || self.sockets.close_auto_reply() {
+        // Our Close was first: this is the peer's answer, and the end.
+        let answer = matches!(self.phase, Phase::Closing { .. });
+        if answer || self.reported || self.sockets.close_auto_reply() {
             // tungstenite queued the answering Close; send it now. (A server's flush
             // after the handshake reports ConnectionClosed: that is the end we expect.)
             let _ = self.ws.flush();
             if !self.reported {
                 self.report(NetEvent::SocketClosed { socket: self.socket(), group: self.shared.group_id(), code, reason, clean: true });
+            }
+            if answer {
+                self.phase = Phase::Over;
             }
             return;
         }
@@ -246,8 +376,13 @@ impl Connection {
     pub fn send(&mut self, item: Outgoing) {
         match (self.phase, item) {
             (Phase::Open, Outgoing::Message(message)) => self.write(message),
-            // The peer's echo of our Close arrives through read().
-            (Phase::Open, Outgoing::Close(frame)) => self.write(Message::Close(frame)),
+            // The peer's answer to our Close arrives through read().
+            (Phase::Open, Outgoing::Close(frame)) => {
+                self.write(Message::Close(frame));
+                if self.phase == Phase::Open {
+                    self.phase = Phase::Closing { until: Instant::now() + CLOSE_ECHO_WAIT };
+                }
+            }
             (Phase::AwaitingAnswer { .. }, Outgoing::Close(_)) => {
                 let _ = self.ws.flush();
                 self.end();
@@ -258,26 +393,59 @@ impl Connection {
     }
 
     fn write(&mut self, message: Message) {
-        match self.ws.write(message).and_then(|()| self.ws.flush()) {
-            Ok(()) => self.write_blocked = false,
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => self.write_blocked = true,
-            // A failed write shows up as the read side ending.
-            Err(_) => {}
-        }
+        // A failed write shows up as the read side ending. (Writes never block: see
+        // Transport.)
+        let _ = self.ws.write(message).and_then(|()| self.ws.flush());
+        self.check_overflow();
     }
 
     /// The socket is writable again: sends what waited.
     pub fn flush(&mut self) {
-        match self.ws.flush() {
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            _ => self.write_blocked = false,
+        // A failure shows up as the read side ending.
+        let _ = self.ws.get_mut().drain();
+    }
+
+    /// If a write found the buffer past its limit — the peer stopped reading — gives up
+    /// on the peer: what has not begun to go out is dropped, a Close with 1011 follows
+    /// the frame in progress, the application hears an error, and the connection waits
+    /// for the peer's Close (or its deadline) no longer reading anything for it.
+    fn check_overflow(&mut self) {
+        let transport = self.ws.get_mut();
+        // Once given up on (the limit is lifted for our Close), the Close is queued: a later
+        // report of the same (sends that piled up in the Link) must not cut it.
+        if !std::mem::take(&mut transport.overflowed) || transport.limit == usize::MAX {
+            return;
         }
+        let limit = transport.limit;
+        transport.keep_first_chunk();
+        transport.limit = usize::MAX; // our Close must get in
+        if self.ws.can_write() {
+            let frame = CloseFrame { code: CloseCode::Error, reason: "The peer did not read what was sent to it.".into() };
+            let _ = self.ws.write(Message::Close(Some(frame))).and_then(|()| self.ws.flush());
+        }
+        self.queue.log("websocket-buffer", self.shared.server(), || {
+            format!("open-do: closed a WebSocket with 1011: its peer stopped reading and more than {limit} bytes waited to be sent to it (limits.webSocketBufferBytes).")
+        });
+        if !self.reported {
+            let message = format!("The WebSocket was closed with 1011: its peer did not read, and more than {limit} bytes waited to be sent to it.");
+            self.report(NetEvent::SocketError { socket: self.socket(), group: self.shared.group_id(), message });
+        }
+        if self.phase == Phase::Open {
+            self.phase = Phase::Closing { until: Instant::now() + CLOSE_ECHO_WAIT };
+        }
+    }
+
+    /// The application's sends piled up before they reached the connection (see Link):
+    /// the same as the buffer overflowing.
+    pub fn overflow(&mut self) {
+        self.ws.get_mut().overflowed = true;
+        self.check_overflow();
     }
 
     pub fn deadline_passed(&mut self) {
         match self.phase {
-            // Nobody answered the peer's Close in time.
-            Phase::AwaitingAnswer { .. } => self.end(),
+            // Nobody answered the peer's Close in time, or the peer ours.
+            Phase::AwaitingAnswer { .. } | Phase::Closing { .. } => self.end(),
             Phase::Draining { until, quiet_until } => {
                 let now = Instant::now();
                 if now >= until || now >= quiet_until {
@@ -308,5 +476,144 @@ impl Connection {
 impl AsRawFd for Connection {
     fn as_raw_fd(&self) -> RawFd {
         self.ws.get_ref().tcp.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// Kernel buffers of about this size on the way to the peer, so that a peer that does
+    /// not read is felt soon. (Only that way: small buffers both ways stall loopback TCP,
+    /// whose segments are larger than such a buffer.)
+    const SMALL: libc::c_int = 16 * 1024;
+
+    fn shrink(fd: RawFd, option: libc::c_int) {
+        // SAFETY: a valid socket and an int option.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, option, (&SMALL as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t) };
+    }
+
+    /// A connection (server end, non-blocking) and its peer's TCP stream (blocking).
+    fn pair(limit: usize) -> (TcpStream, Connection, Arc<EventQueue>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        shrink(stream.as_raw_fd(), libc::SO_SNDBUF);
+        shrink(peer.as_raw_fd(), libc::SO_RCVBUF);
+        stream.set_nonblocking(true).unwrap();
+        let sockets = Arc::new(Sockets::default());
+        let queue = Arc::new(EventQueue::new(Box::new(|| {})));
+        let connection = Connection::new(stream, Vec::new(), sockets.create(0, None), queue.clone(), sockets, limit);
+        (peer, connection, queue)
+    }
+
+    /// Writes what waits while the peer's reader runs; fails (rather than hanging) if it
+    /// has not finished after 10 s.
+    fn flush_until_read<T>(connection: &mut Connection, reader: &std::thread::JoinHandle<T>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reader.is_finished() {
+            assert!(Instant::now() < deadline, "the peer never got our Close");
+            connection.flush();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_peer_that_stops_reading_is_closed_with_1011_and_costs_a_bounded_buffer() {
+        let limit = 256 * 1024;
+        let (peer, mut connection, queue) = pair(limit);
+        let message = Bytes::from(vec![7u8; 64 * 1024]);
+        for _ in 0..400 {
+            connection.send(Outgoing::Message(Message::Binary(message.clone())));
+            let pending = connection.ws.get_ref().pending_bytes;
+            assert!(pending <= limit + message.len() + 16, "{pending} bytes wait");
+        }
+        let errors: Vec<String> = queue.take().into_iter().filter_map(|e| if let NetEvent::SocketError { message, .. } = e { Some(message) } else { None }).collect();
+        assert_eq!(errors.len(), 1, "the application hears of it once");
+        assert!(errors[0].contains("1011"), "{}", errors[0]);
+        assert!(matches!(connection.phase, Phase::Closing { .. }));
+
+        // The peer reads again: the messages that had begun to go out, then our Close.
+        let reader = std::thread::spawn(move || {
+            let mut peer = WebSocket::from_raw_socket(peer, Role::Client, None);
+            let mut messages = 0;
+            loop {
+                match peer.read() {
+                    Ok(Message::Binary(data)) => {
+                        assert_eq!(data.len(), 64 * 1024);
+                        messages += 1;
+                    }
+                    Ok(Message::Close(Some(frame))) => return (messages, u16::from(frame.code)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        flush_until_read(&mut connection, &reader);
+        let (messages, code) = reader.join().unwrap();
+        assert_eq!(code, 1011);
+        assert!(messages < 400, "what never began to go out was dropped ({messages} arrived)");
+    }
+
+    #[test]
+    fn giving_up_twice_keeps_the_close() {
+        // The buffer overflows, and then sends that piled up in the Link report an overflow
+        // too: the second must not cut the Close the first queued.
+        let (peer, mut connection, _queue) = pair(64 * 1024);
+        let message = Bytes::from(vec![7u8; 64 * 1024]);
+        while connection.phase == Phase::Open {
+            connection.send(Outgoing::Message(Message::Binary(message.clone())));
+        }
+        connection.overflow();
+        let reader = std::thread::spawn(move || {
+            let mut peer = WebSocket::from_raw_socket(peer, Role::Client, None);
+            loop {
+                match peer.read() {
+                    Ok(Message::Binary(_)) => {}
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        flush_until_read(&mut connection, &reader);
+        assert_eq!(reader.join().unwrap(), Some(1011));
+    }
+
+    #[test]
+    fn a_peer_that_pings_without_reading_the_pongs_is_no_longer_read() {
+        let (peer, mut connection, _queue) = pair(DEFAULT_BUFFER_LIMIT);
+        let done = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let done = done.clone();
+            let mut peer = peer.try_clone().unwrap();
+            std::thread::spawn(move || {
+                // 32 MiB of masked, empty pings (more than TCP buffers hold); blocks once
+                // nobody reads them.
+                let ping = [0x89u8, 0x80, 1, 2, 3, 4];
+                let batch: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 1024).collect();
+                for _ in 0..(32 << 20) / batch.len() {
+                    if peer.write_all(&batch).is_err() {
+                        break;
+                    }
+                }
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        // Read while there is something to read; stop when reading pauses.
+        while connection.read() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let pending = connection.ws.get_ref().pending_bytes;
+        assert!(connection.backed_up() && !connection.wants_read(), "reading paused with {pending} bytes of pongs waiting");
+        assert!(pending <= PAUSE_READING_ABOVE + 2 * 1024, "{pending} bytes of pongs wait");
+        assert!(!done.load(Ordering::SeqCst), "the peer's pings wait in TCP's buffers, not ours");
+        drop(connection); // the writer fails and ends
+        drop(peer);
+        writer.join().unwrap();
     }
 }

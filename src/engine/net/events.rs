@@ -4,9 +4,15 @@
 //! then takes everything queued at that moment in one call. Under load a single wake-up
 //! carries many events, which is what keeps the per-request cost on the JS thread low.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+/// A kind of log line is written at most once per this period; the next one says how many
+/// were left out. An attacker who triggers a failure a million times gets a few lines.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A WebSocket message.
 #[derive(Debug, Clone)]
@@ -45,7 +51,8 @@ pub enum NetEvent {
     Request(IncomingRequest),
     BodyChunk { request: u32, data: Bytes },
     BodyEnd { request: u32 },
-    BodyError { request: u32, message: String },
+    /// The body could not be read (`late`: it did not arrive within the request timeout).
+    BodyError { request: u32, message: String, late: bool },
     /// A response body that was over its high-water mark has room again.
     ResponseDrained { request: u32 },
     /// The client went away before the response body ended.
@@ -57,11 +64,18 @@ pub enum NetEvent {
     SocketError { socket: u32, group: u32, message: String },
     /// A server stopped listening and its in-flight requests ended.
     ServerClosed { server: u32 },
+    /// One line for the server's log (see [`EventQueue::log`]).
+    Log { line: String },
 }
+
+/// Per kind of log line and server: when one was last written, and how many were left
+/// out since.
+type Logged = HashMap<(&'static str, u32), (Instant, u64)>;
 
 pub struct EventQueue {
     pending: Mutex<Pending>,
     wake: Box<dyn Fn() + Send + Sync>,
+    logged: Mutex<Logged>,
 }
 
 #[derive(Default)]
@@ -75,7 +89,36 @@ struct Pending {
 impl EventQueue {
     /// `wake` runs (on whatever thread pushed) when an event lands in an empty queue.
     pub fn new(wake: Box<dyn Fn() + Send + Sync>) -> Self {
-        EventQueue { pending: Mutex::default(), wake }
+        EventQueue { pending: Mutex::default(), wake, logged: Mutex::default() }
+    }
+
+    /// Queues one line for the log, unless a line of the same `kind` about the same
+    /// `server` went out less than [`LOG_EVERY`] ago (then it is only counted, and the next
+    /// line says how many were left out). `line` is only built when it is written.
+    pub fn log(&self, kind: &'static str, server: u32, line: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let suppressed = {
+            let mut logged = self.logged.lock().unwrap();
+            match logged.get_mut(&(kind, server)) {
+                Some((last, count)) if now.duration_since(*last) < LOG_EVERY => {
+                    *count += 1;
+                    return;
+                }
+                Some((last, count)) => {
+                    *last = now;
+                    std::mem::take(count)
+                }
+                None => {
+                    logged.insert((kind, server), (now, 0));
+                    0
+                }
+            }
+        };
+        let mut line = line();
+        if suppressed > 0 {
+            line.push_str(&format!(" ({suppressed} more like this since the last such line)"));
+        }
+        self.push(NetEvent::Log { line });
     }
 
     pub fn push(&self, event: NetEvent) {
@@ -140,6 +183,30 @@ mod tests {
         assert_eq!(queue.take().len(), 3);
         queue.push(NetEvent::BodyEnd { request: 9 });
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_kind_of_log_line_goes_out_once_per_period() {
+        let (queue, _) = counting_queue();
+        for i in 0..1000 {
+            queue.log("flood", 1, || format!("line {i}"));
+        }
+        queue.log("other", 1, || "another kind".into());
+        queue.log("flood", 2, || "another server".into());
+        let lines: Vec<String> = queue
+            .take()
+            .into_iter()
+            .map(|e| match e {
+                NetEvent::Log { line } => line,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(lines, ["line 0", "another kind", "another server"]);
+        // A period later the next line counts what was left out.
+        let earlier = Instant::now().checked_sub(LOG_EVERY).unwrap();
+        queue.logged.lock().unwrap().get_mut(&("flood", 1)).unwrap().0 = earlier;
+        queue.log("flood", 1, || "again".into());
+        assert!(matches!(queue.take().as_slice(), [NetEvent::Log { line }] if line == "again (999 more like this since the last such line)"));
     }
 
     #[test]

@@ -11,21 +11,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, SEC_WEBSOCKET_ACCEPT, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 use super::events::{BodyStart, EventQueue, IncomingRequest, NetEvent};
+use super::idle::{Activity, Tracked, Watched};
+use super::limits::ServerLimits;
 use super::request_body::{pump, BodyPump};
+use super::request_checks::{check, Verdict};
 use super::response_body::{streamed, BodyWriter, ResponseBody, WriteOutcome};
 use super::link::Link;
 use super::runtime::runtime;
@@ -38,6 +42,10 @@ const WHOLE_BODY_LIMIT: u64 = 64 * 1024;
 
 /// How long close() lets in-flight requests finish (Cloudflare's grace on shutdown).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long the accept loop rests when the process is out of file descriptors: accepting
+/// again at once fails again at once (the listener stays readable), which spins a core.
+const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(100);
 
 /// How the application answers a request.
 pub enum ResponseStart {
@@ -80,6 +88,7 @@ struct Pending {
 
 struct Server {
     stop: Option<oneshot::Sender<()>>,
+    limits: ServerLimits,
 }
 
 pub(crate) struct Inner {
@@ -144,18 +153,18 @@ impl Net {
 
     /// Starts a server on `hostname:port` (port 0: any free port). Returns its id and the
     /// address it listens on.
-    pub fn listen(&self, hostname: &str, port: u16) -> Result<(u32, SocketAddr), NetError> {
+    pub fn listen(&self, hostname: &str, port: u16, limits: ServerLimits) -> Result<(u32, SocketAddr), NetError> {
         let listener = std::net::TcpListener::bind((hostname, port)).map_err(NetError::Io)?;
         listener.set_nonblocking(true).map_err(NetError::Io)?;
         let address = listener.local_addr().map_err(NetError::Io)?;
         let server = self.inner.next_server.fetch_add(1, Ordering::Relaxed) + 1;
         let (stop, stopped) = oneshot::channel();
-        self.inner.servers.lock().unwrap().insert(server, Server { stop: Some(stop) });
+        self.inner.servers.lock().unwrap().insert(server, Server { stop: Some(stop), limits });
         let inner = self.inner.clone();
         let rt = runtime();
         let _guard = rt.enter();
         let listener = TcpListener::from_std(listener).map_err(NetError::Io)?;
-        rt.spawn(accept_loop(inner, server, listener, stopped));
+        rt.spawn(accept_loop(inner, server, listener, stopped, limits));
         Ok((server, address))
     }
 
@@ -232,14 +241,15 @@ impl Net {
         h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&derive_accept_key(key.as_bytes())).unwrap());
-        let link = Arc::new(Link::default());
+        let limit = self.inner.servers.lock().unwrap().get(&pending.server).map_or_else(|| ServerLimits::default().websocket_buffer, |s| s.limits.websocket_buffer);
+        let link = Arc::new(Link::new(limit));
         let shared = match adopt {
             Some(socket) => self.inner.sockets.attach(socket, pending.server, link.clone()).ok_or(NetError::UnknownSocket)?,
             None => self.inner.sockets.create(pending.server, Some(link.clone())),
         };
         let socket = shared.id;
         let inner = &self.inner;
-        runtime().spawn(websocket::serve(upgrade, shared, link, inner.queue.clone(), inner.sockets.clone(), inner.host_loop.clone()));
+        runtime().spawn(websocket::serve(upgrade, shared, link, limit, inner.queue.clone(), inner.sockets.clone(), inner.host_loop.clone()));
         let _ = pending.answer.send(response);
         Ok(socket)
     }
@@ -338,7 +348,7 @@ fn append_headers(map: &mut hyper::HeaderMap, headers: Vec<(String, String)>) ->
     Ok(())
 }
 
-async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stopped: oneshot::Receiver<()>) {
+async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stopped: oneshot::Receiver<()>, limits: ServerLimits) {
     // Connections hold a sender each; when all are dropped, every connection ended.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
     let (shutdown, shutting_down) = watch::channel(false);
@@ -346,27 +356,18 @@ async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stop
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let inner = inner.clone();
-                let alive = alive.clone();
-                let mut shutting_down = shutting_down.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let inner = inner.clone();
-                        async move { Ok::<_, Infallible>(dispatch(inner, server, request).await) }
-                    });
-                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
-                    let mut connection = pin!(connection);
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        _ = shutting_down.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) if out_of_descriptors(&e) => {
+                        inner.queue.log("accept-descriptors", server, || format!("open-do: cannot accept connections: {e}; retrying every {} ms until descriptors free up.", OUT_OF_DESCRIPTORS_PAUSE.as_millis()));
+                        tokio::time::sleep(OUT_OF_DESCRIPTORS_PAUSE).await;
+                        continue;
                     }
-                    drop(alive);
-                });
+                    // The client gave up before we took it (ECONNABORTED and the like).
+                    Err(_) => continue,
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(inner.clone(), server, stream, limits, shutting_down.clone(), alive.clone()));
             }
             _ = &mut stopped => break,
         }
@@ -379,6 +380,56 @@ async fn accept_loop(inner: Arc<Inner>, server: u32, listener: TcpListener, stop
     inner.queue.push(NetEvent::ServerClosed { server });
 }
 
+/// Errors of accept() that mean the process (or system) has no descriptor (or buffer) to
+/// give the connection: they last until something closes, so retrying at once only spins.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// One HTTP connection, until it ends, is upgraded, is idle past `limits.idle`, or its
+/// server shuts down. `_alive` tells the server it still runs.
+async fn serve_connection(inner: Arc<Inner>, server: u32, stream: TcpStream, limits: ServerLimits, mut shutting_down: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(Watched { stream, activity: activity.clone() });
+    let service = {
+        let activity = activity.clone();
+        service_fn(move |request| {
+            let inner = inner.clone();
+            let in_flight = activity.begin();
+            async move {
+                let response = dispatch(inner, server, request, limits.request).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _request: in_flight }))
+            }
+        })
+    };
+    // hyper's header timer runs from when it starts waiting for a request's head until
+    // the head is in: on a new connection and between keep-alive requests alike.
+    let connection = http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(limits.headers).serve_connection(io, service).with_upgrades();
+    let mut connection = pin!(connection);
+    // Checked now and then rather than re-armed per request: a busy connection costs one
+    // timer wake-up per idle period, not one per request.
+    let mut check_at = Instant::now() + limits.idle;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = sleep_until(check_at) => {
+                let now = Instant::now();
+                match activity.idle_deadline(limits.idle).map(Instant::from_std) {
+                    Some(at) if at <= now => break,
+                    Some(at) => check_at = at,
+                    // A request in flight or arriving: look again a period later.
+                    None => check_at = now + limits.idle,
+                }
+            }
+            _ = shutting_down.changed() => break,
+        }
+    }
+    // Idle, or the server is closing: hyper closes an idle connection at once and lets a
+    // request in progress finish first — within the shutdown grace.
+    connection.as_mut().graceful_shutdown();
+    let _ = timeout(SHUTDOWN_GRACE, connection).await;
+}
+
 /// Answers a request whose application side never answered (or failed to).
 fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Full(Some(Bytes::from_static(text.as_bytes()))));
@@ -386,13 +437,11 @@ fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     response
 }
 
-fn websocket_key(request: &Request<Incoming>) -> Option<String> {
-    let h = request.headers();
-    let has = |name, token: &str| h.get_all(name).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))));
-    if request.method() != Method::GET || !has(UPGRADE, "websocket") || !has(CONNECTION, "upgrade") {
-        return None;
-    }
-    h.get(SEC_WEBSOCKET_KEY)?.to_str().ok().map(str::to_owned)
+/// `response`, after which the connection closes (what is left of the request on it
+/// cannot be trusted to end where a next request begins).
+fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Forgets a request the client abandoned before it was answered.
@@ -410,17 +459,24 @@ impl Drop for Unanswered {
     }
 }
 
-async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>) -> Response<ResponseBody> {
+/// `receive`: how long the request's body may take to arrive (see [`ServerLimits::request`]).
+async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>, receive: Duration) -> Response<ResponseBody> {
+    let deadline = Instant::now() + receive;
+    let upgrade = match check(&request) {
+        Verdict::Plain => None,
+        Verdict::WebSocket(key) => Some((hyper::upgrade::on(&mut request), key)),
+        Verdict::Refuse(response) => return response,
+    };
     let id = inner.next_request.fetch_add(1, Ordering::Relaxed) + 1;
-    let upgrade = websocket_key(&request).map(|key| (hyper::upgrade::on(&mut request), key));
     let (parts, body) = request.into_parts();
     let length = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let start = if body.is_end_stream() {
         BodyStart::Empty
     } else if length.is_some_and(|l| l <= WHOLE_BODY_LIMIT) {
-        match body.collect().await {
-            Ok(collected) => BodyStart::Full(collected.to_bytes()),
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "The request body could not be read."),
+        match timeout_at(deadline, body.collect()).await {
+            Ok(Ok(collected)) => BodyStart::Full(collected.to_bytes()),
+            Ok(Err(_)) => return closing(plain(StatusCode::BAD_REQUEST, "The request body could not be read.")),
+            Err(_) => return closing(plain(StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time.")),
         }
     } else {
         let done = {
@@ -429,7 +485,7 @@ async fn dispatch(inner: Arc<Inner>, server: u32, mut request: Request<Incoming>
                 inner.pumps.lock().unwrap().remove(&id);
             }
         };
-        let pump = pump(id, body, inner.queue.clone(), done);
+        let pump = pump(id, body, deadline.into_std(), inner.queue.clone(), done);
         inner.pumps.lock().unwrap().insert(id, pump);
         BodyStart::Stream
     };

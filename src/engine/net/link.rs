@@ -25,16 +25,23 @@ use super::connection::Connection;
 use super::runtime::runtime;
 use super::sockets::Outgoing;
 
-#[derive(Default)]
 pub(crate) struct Link {
     state: Mutex<State>,
     ready: Notify,
+    /// The connection's buffer limit (see connection.rs): sends queued here for the runtime
+    /// task count against it too, so an application that sends faster than the task
+    /// writes cannot grow this queue without bound either.
+    limit: usize,
 }
 
 #[derive(Default)]
 struct State {
-    /// Sends waiting for the runtime task.
+    /// Sends waiting for the runtime task, and their bytes.
     items: VecDeque<Outgoing>,
+    queued: usize,
+    /// A send found `queued` past the limit and was dropped: the connection gives up on
+    /// its peer as when its own buffer overflows.
+    overflowed: bool,
     /// The socket was released or its connection reported its end.
     closed: bool,
     /// The connection, while the host's loop drives it (taken out while it works).
@@ -47,7 +54,18 @@ struct Inline {
     stop: Box<dyn FnOnce() + Send>,
 }
 
+fn size(item: &Outgoing) -> usize {
+    match item {
+        Outgoing::Message(message) => message.len(),
+        Outgoing::Close(_) => 0,
+    }
+}
+
 impl Link {
+    pub fn new(limit: usize) -> Link {
+        Link { state: Mutex::default(), ready: Notify::new(), limit }
+    }
+
     /// Sends `item` (in order with everything sent before). False once the link is closed.
     pub fn push(self: &Arc<Self>, item: Outgoing) -> bool {
         let mut state = self.state.lock().unwrap();
@@ -61,7 +79,12 @@ impl Link {
                 self.settle(inline);
             }
             None => {
-                state.items.push_back(item);
+                if state.queued > self.limit && matches!(item, Outgoing::Message(_)) {
+                    state.overflowed = true;
+                } else {
+                    state.queued += size(&item);
+                    state.items.push_back(item);
+                }
                 drop(state);
                 self.ready.notify_one();
             }
@@ -86,11 +109,23 @@ impl Link {
         self.state.lock().unwrap().closed
     }
 
-    /// The sends still queued, and whether the link is closed: read together, so that a
-    /// send pushed just before the close is not mistaken for one that never came.
-    fn take_pending(&self) -> (VecDeque<Outgoing>, bool) {
+    /// The sends still queued, whether some were dropped (see State::overflowed), and
+    /// whether the link is closed: read together, so that a send pushed just before the
+    /// close is not mistaken for one that never came.
+    fn take_pending(&self) -> (VecDeque<Outgoing>, bool, bool) {
         let mut state = self.state.lock().unwrap();
-        (std::mem::take(&mut state.items), state.closed)
+        state.queued = 0;
+        (std::mem::take(&mut state.items), std::mem::take(&mut state.overflowed), state.closed)
+    }
+
+    /// Gives `connection` what was sent to it while it was not at hand.
+    fn deliver(&self, connection: &mut Connection) -> bool {
+        let (items, overflowed, closed) = self.take_pending();
+        items.into_iter().for_each(|item| connection.send(item));
+        if overflowed {
+            connection.overflow();
+        }
+        closed
     }
 
     /// Hands a new connection to the host's loop. `stop` ends the host's polling.
@@ -114,11 +149,12 @@ impl Link {
         // to an inline connection) go out now, in order — not under the lock, since a
         // connection that ends reports it, and that closes this link.
         loop {
-            let items = std::mem::take(&mut self.state.lock().unwrap().items);
-            if items.is_empty() {
+            let state = self.state.lock().unwrap();
+            if state.items.is_empty() && !state.overflowed {
                 break;
             }
-            items.into_iter().for_each(|item| inline.connection.send(item));
+            drop(state);
+            self.deliver(&mut inline.connection);
         }
         let mut state = self.state.lock().unwrap();
         if !inline.connection.is_over(state.closed) && !inline.connection.needs_runtime() {
@@ -134,24 +170,6 @@ impl Link {
             connection.set_level_triggered(false);
             let link = self.clone();
             runtime().spawn(drive(connection, link));
-        }
-    }
-
-    /// The next send for the runtime task; None once closed and empty.
-    async fn recv(&self) -> Option<Outgoing> {
-        loop {
-            {
-                let mut state = self.state.lock().unwrap();
-                if let Some(item) = state.items.pop_front() {
-                    return Some(item);
-                }
-                if state.closed {
-                    return None;
-                }
-            }
-            // notify_one stores a permit when nobody waits: a push between the check
-            // above and this await is not lost.
-            self.ready.notified().await;
         }
     }
 }
@@ -170,18 +188,15 @@ pub(crate) async fn drive(mut connection: Connection, link: Arc<Link>) {
         // What the application sent before it let the socket go still goes out: the
         // object's close() answering a peer's Close is followed at once by the socket's
         // release, and this task may wake to find both.
-        let (pending, closed) = link.take_pending();
-        pending.into_iter().for_each(|item| connection.send(item));
+        let closed = link.deliver(&mut connection);
         if connection.is_over(closed) {
             break;
         }
         let deadline = connection.deadline().unwrap_or_else(Instant::now).into();
         tokio::select! {
-            item = link.recv(), if !closed => {
-                if let Some(item) = item {
-                    connection.send(item);
-                }
-            }
+            // notify_one stores a permit when nobody waits: a push between deliver() above
+            // and this await is not lost.
+            _ = link.ready.notified(), if !closed => {}
             guard = io.readable(), if connection.wants_read() => {
                 let Ok(mut guard) = guard else { break };
                 if connection.read() {
@@ -211,6 +226,7 @@ mod tests {
     use tungstenite::{Message, WebSocket};
 
     use super::*;
+    use crate::engine::net::connection::DEFAULT_BUFFER_LIMIT;
     use crate::engine::net::events::EventQueue;
     use crate::engine::net::sockets::Sockets;
 
@@ -223,7 +239,7 @@ mod tests {
         let sockets = Arc::new(Sockets::default());
         sockets.set_close_auto_reply(false); // before compat date 2026-04-07: the object answers
         let queue = Arc::new(EventQueue::new(Box::new(|| {})));
-        let mut connection = Connection::new(stream, Vec::new(), sockets.create(0, None), queue.clone(), sockets);
+        let mut connection = Connection::new(stream, Vec::new(), sockets.create(0, None), queue.clone(), sockets, DEFAULT_BUFFER_LIMIT);
 
         // The peer closes; the connection reports it and waits for the application's answer.
         peer.send(Message::Close(Some(CloseFrame { code: CloseCode::Library(4000), reason: "bye".into() }))).unwrap();
@@ -232,7 +248,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         // The answer and the release both happen before the driver runs.
-        let link = Arc::new(Link::default());
+        let link = Arc::new(Link::new(DEFAULT_BUFFER_LIMIT));
         assert!(link.push(Outgoing::Close(Some(CloseFrame { code: CloseCode::Library(4000), reason: "bye".into() }))));
         link.close();
         runtime().block_on(drive(connection, link));

@@ -12,8 +12,11 @@
 mod connection;
 mod events;
 mod http_server;
+mod idle;
+mod limits;
 mod link;
 mod request_body;
+mod request_checks;
 mod response_body;
 mod runtime;
 mod sockets;
@@ -21,6 +24,7 @@ mod websocket;
 
 pub use events::{BodyStart, EventQueue, IncomingRequest, NetEvent, Payload};
 pub use http_server::{Net, NetError, ResponseStart};
+pub use limits::ServerLimits;
 pub use response_body::WriteOutcome;
 pub use sockets::{AutoResponse, SocketError, MAX_HIBERNATABLE_SOCKETS};
 pub use websocket::{HostConnection, HostSocket};

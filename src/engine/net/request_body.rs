@@ -3,10 +3,12 @@
 //! sits in memory whole.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
+use tokio::time::timeout_at;
 
 use super::events::{EventQueue, NetEvent};
 
@@ -26,25 +28,37 @@ impl BodyPump {
     }
 }
 
-/// Starts pumping `body`; `done` runs when it ended, failed or was cancelled.
-pub fn pump(request: u32, mut body: Incoming, queue: Arc<EventQueue>, done: impl FnOnce() + Send + 'static) -> Arc<BodyPump> {
+/// Starts pumping `body`; `done` runs when it ended, failed or was cancelled. A body not in
+/// by `deadline` fails (the time the application takes to pull counts too: a client is not
+/// owed a connection for longer because the application reads slowly).
+pub fn pump(request: u32, mut body: Incoming, deadline: Instant, queue: Arc<EventQueue>, done: impl FnOnce() + Send + 'static) -> Arc<BodyPump> {
     let pump = Arc::new(BodyPump { pulls: Semaphore::new(0) });
     let handle = pump.clone();
     tokio::spawn(async move {
         'chunks: loop {
-            match handle.pulls.acquire().await {
-                Ok(permit) => permit.forget(),
-                Err(_) => break, // cancelled
+            match timeout_at(deadline.into(), handle.pulls.acquire()).await {
+                Ok(Ok(permit)) => permit.forget(),
+                Ok(Err(_)) => break, // cancelled
+                // An application that never reads the body must not keep this task (and
+                // the connection's body) forever either.
+                Err(_) => {
+                    queue.push(NetEvent::BodyError { request, message: "it did not arrive in time".into(), late: true });
+                    break;
+                }
             }
             // Frames without data (trailers) do not use up the pull.
             loop {
-                match body.frame().await {
+                let Ok(frame) = timeout_at(deadline.into(), body.frame()).await else {
+                    queue.push(NetEvent::BodyError { request, message: "it did not arrive in time".into(), late: true });
+                    break 'chunks;
+                };
+                match frame {
                     None => {
                         queue.push(NetEvent::BodyEnd { request });
                         break 'chunks;
                     }
                     Some(Err(e)) => {
-                        queue.push(NetEvent::BodyError { request, message: e.to_string() });
+                        queue.push(NetEvent::BodyError { request, message: describe(&e), late: false });
                         break 'chunks;
                     }
                     Some(Ok(frame)) => {
@@ -61,4 +75,17 @@ pub fn pump(request: u32, mut body: Incoming, queue: Arc<EventQueue>, done: impl
         done();
     });
     pump
+}
+
+/// hyper's error and what caused it ("error reading a body from connection: invalid chunk
+/// size line"): one line that says what the client did wrong.
+fn describe(error: &hyper::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -51,6 +51,11 @@ pub(crate) struct SocketShared {
 }
 
 impl SocketShared {
+    /// The server whose connection carries the socket (0: a host transport).
+    pub fn server(&self) -> u32 {
+        self.server.load(Ordering::Relaxed)
+    }
+
     pub fn group_id(&self) -> u32 {
         self.group.read().unwrap().as_ref().map_or(0, |g| g.id)
     }

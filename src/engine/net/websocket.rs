@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::connection::{Connection, DISCONNECTED};
 use super::events::{EventQueue, NetEvent};
+use super::idle::Watched;
 use super::link::{drive, Link};
 use super::runtime::runtime;
 use super::sockets::{SocketShared, Sockets};
@@ -71,13 +71,14 @@ impl HostSocket {
     }
 }
 
-pub(crate) async fn serve(upgrade: OnUpgrade, shared: Arc<SocketShared>, link: Arc<Link>, queue: Arc<EventQueue>, sockets: Arc<Sockets>, host: Arc<HostLoop>) {
+/// `limit`: what may wait to go out to the peer (see connection.rs).
+pub(crate) async fn serve(upgrade: OnUpgrade, shared: Arc<SocketShared>, link: Arc<Link>, limit: usize, queue: Arc<EventQueue>, sockets: Arc<Sockets>, host: Arc<HostLoop>) {
     // Our connections are plain TCP: unwrap them, so that hyper's read buffer is freed
     // (an idle socket then holds little) and the socket can be polled by the host.
-    let stream = match upgrade.await.map(|upgraded| upgraded.downcast::<TokioIo<TcpStream>>()) {
+    let stream = match upgrade.await.map(|upgraded| upgraded.downcast::<TokioIo<Watched>>()) {
         Ok(Ok(parts)) => {
             let read_ahead = parts.read_buf.to_vec();
-            parts.io.into_inner().into_std().map(|stream| (stream, read_ahead))
+            parts.io.into_inner().stream.into_std().map(|stream| (stream, read_ahead))
         }
         _ => Err(std::io::ErrorKind::Unsupported.into()),
     };
@@ -86,7 +87,7 @@ pub(crate) async fn serve(upgrade: OnUpgrade, shared: Arc<SocketShared>, link: A
         queue.push(NetEvent::SocketClosed { socket: shared.id, group: shared.group_id(), code: 1006, reason: DISCONNECTED.into(), clean: false });
         return;
     };
-    let connection = Connection::new(stream, read_ahead, shared, queue.clone(), sockets);
+    let connection = Connection::new(stream, read_ahead, shared, queue.clone(), sockets, limit);
     if host.enabled.load(Ordering::Relaxed) {
         host.waiting.lock().unwrap().push(HostConnection { link, connection });
         queue.wake_host();
