@@ -243,6 +243,26 @@ test("a session holding more than 10,000 unreleased calls is ended with an error
   }
 });
 
+test("one message passing 20,000 stubs is refused before it is read: the bound holds within a message", async () => {
+  const host = await startHost();
+  try {
+    // Each ["export",-n] makes a table entry; the bound was checked every 16 messages, after
+    // the fact, so one 29 MB message of them grew the host by 2 GB.
+    const exports = Array.from({ length: 20_000 }, (_, i) => ["export", -(i + 1)]);
+    const push = JSON.stringify(["push", ["pipeline", 0, ["namespace"], [["Echo", ...exports]]]]);
+    const ws = new WebSocket(host.rpcUrl.replace(/^http/, "ws"));
+    await new Promise((resolve) => ws.addEventListener("open", resolve));
+    const closed = new Promise((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+    ws.send(push);
+    const { code, reason } = await closed;
+    assert.equal(code, 3000, "Cap'n Web's abort");
+    assert.match(reason, /^RPC session ended: it held more than 10000 calls/);
+    await host.assertServing("after a message full of stubs");
+  } finally {
+    await host.close();
+  }
+});
+
 test("an HTTP batch that needs its client to answer (a callback, an unresolved promise, an unfinished stream) fails those calls instead of waiting forever", async () => {
   const host = await startHost();
   try {

@@ -4,6 +4,7 @@
 // raw TCP sockets (helpers/raw-net.mjs), since no well-behaved client does these things.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import http from "node:http";
 import path from "node:path";
 import readline from "node:readline";
 import { test } from "node:test";
@@ -189,5 +190,61 @@ test("out of file descriptors, the server says so once and waits instead of spin
     for (const c of clients) c.socket.destroy();
     child.stdin.end();
     await exited;
+  }
+});
+
+test("a Host carrying more than a host name and port is refused: the request's URL is built from it", async () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  const seen = [];
+  const server = await registry.listen({ port: 0, fetch: (request) => (seen.push(new URL(request.url).pathname), new Response("ok")) });
+  try {
+    // GET /public with "Host: localhost/admin?" reached the Worker as /admin.
+    for (const host of ["localhost/admin?", "a b", "h#x", "x@localhost"]) {
+      assert.match(await statusOf(server.port, `GET /public HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 400 /, host);
+    }
+    assert.match(await statusOf(server.port, `GET /public HTTP/1.1\r\nHost: localhost:${server.port}\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 200 /);
+    assert.deepEqual(seen, ["/public"]);
+  } finally {
+    await registry.close();
+  }
+});
+
+test("a body the Worker does not read does not stall the connection's next request", async () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  const server = await registry.listen({ port: 0, fetch: (request) => new Response(request.method === "POST" ? "ignored" : "ok") });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const request = (method, body) =>
+    new Promise((resolve, reject) => {
+      const r = http.request({ host: "127.0.0.1", port: server.port, path: "/", method, agent }, (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve(`${res.statusCode} ${text}`));
+      });
+      r.on("error", reject);
+      r.end(body);
+    });
+  try {
+    // Over 64 KiB, so it is streamed and not read whole before the Worker runs.
+    assert.equal(await request("POST", Buffer.alloc(1 << 20)), "200 ignored");
+    // On the same kept-alive connection: it waited for the idle timeout, then was reset.
+    assert.equal(await request("GET"), "200 ok");
+    assert.equal(await request("GET"), "200 ok");
+  } finally {
+    agent.destroy();
+    await registry.close();
+  }
+});
+
+test("a response HTTP cannot carry (a control character in a header value) is answered 500, not left unanswered", async () => {
+  const registry = new Registry({ dataDir: ":memory:" });
+  const server = await registry.listen({ port: 0, fetch: (request) => new Response(new URL(request.url).searchParams.get("body"), { headers: { "x-echo": "a\u0001b" } }) });
+  const logged = console.error;
+  console.error = () => {};
+  try {
+    assert.equal((await fetch(`${server.url}/`)).status, 500);
+    assert.equal((await fetch(`${server.url}/?body=hi`)).status, 500);
+  } finally {
+    console.error = logged;
+    await registry.close();
   }
 });

@@ -88,7 +88,7 @@ export class Server {
   readonly #fetch: FetchHandler;
   readonly #env: unknown;
   readonly #exports: Record<string, unknown> | undefined;
-  readonly #rpc: (request: Request) => Promise<Response> | undefined;
+  readonly #rpc: (request: Request, websocket: boolean) => Promise<Response> | undefined;
   readonly #rpcEnabled: boolean;
   #closed: Promise<void> | undefined;
   #onClosed: () => void = () => {};
@@ -120,7 +120,7 @@ export class Server {
     this.hostname = hostname;
     this.port = bound;
     const self: RpcServer = { address: hostname, port: bound };
-    this.#rpc = (request) => (endpoint === undefined ? undefined : rpcResponse(request, endpoint.lookup, endpoint.rpc, self));
+    this.#rpc = (request, websocket) => (endpoint === undefined ? undefined : rpcResponse(request, endpoint.lookup, endpoint.rpc, self, websocket));
     const listener: NetListener = {
       request: (request, method, target, headers, body, websocket) => this.#request(request, method, target, headers, body, websocket),
       closed: () => this.#onClosed(),
@@ -179,7 +179,7 @@ export class Server {
       props: {},
       exports: this.#exports,
     };
-    const rpc = target === RPC_PATH || target.startsWith(`${RPC_PATH}?`) ? this.#rpc(request) : this.#clientModule(method, target);
+    const rpc = target === RPC_PATH || target.startsWith(`${RPC_PATH}?`) ? this.#rpc(request, websocket) : this.#clientModule(method, target);
     const done = (async () => {
       let response: unknown;
       try {
@@ -197,6 +197,15 @@ export class Server {
         return respondError(id);
       }
       await send(id, response, websocket, this.#log);
+      // A body the Worker answered without reading: hyper waits for it to be read before
+      // it reads the connection's next request, so a keep-alive client stalled until the
+      // idle timeout. It is read and dropped, as Node's server does (the request timeout
+      // still bounds it); one the Worker began to read and left is let go of, which ends
+      // the connection after the response.
+      if (body === true && bodies.has(id)) {
+        if (request.body !== null && !request.body.locked) void request.body.pipeTo(new WritableStream()).catch(() => {});
+        else if (bodies.delete(id)) native.netCancelBody(id);
+      }
     })();
     this.#track(done);
   }
@@ -278,6 +287,15 @@ function flatHeaders(headers: Headers, skipLength: boolean): string[] {
   return flat;
 }
 
+/**
+ * The Worker's response cannot go out as it is (Fetch lets a header value hold control
+ * characters that HTTP does not): the client gets a 500 rather than no answer at all.
+ */
+function unsendable(id: number, error: unknown, log: LimitedLog): void {
+  log.write("unsendable-response", () => `A response could not be sent (${(error as Error)?.message ?? String(error)}): answered 500.`);
+  respondError(id);
+}
+
 /** Writes `response` for request `id`: a WebSocket upgrade, a whole body, or a stream. */
 async function send(id: number, response: Response, websocket: boolean, log: LimitedLog): Promise<void> {
   const ws = (response as { webSocket?: WebSocket | null }).webSocket;
@@ -286,22 +304,35 @@ async function send(id: number, response: Response, websocket: boolean, log: Lim
       // Any client can send such a request (Upgrade: websocket, but no valid handshake) to
       // a handler that looks at Upgrade alone: one line now and then, not one per request.
       log.write("websocket-not-upgrade", () => "The fetch handler answered a request that is not a WebSocket upgrade with a WebSocket: answered 500.");
+      ws._neverConnected();
       return respondError(id);
     }
     const connection = ws._handOff();
     let socket: number;
     try {
       socket = native.netAcceptWebSocket(id, flatHeaders(response.headers, true), connection.socket || undefined);
-    } catch {
-      // The client went away before the upgrade: the server end hears a disconnect.
-      return connection.server._closed(1006, DISCONNECTED, false);
+    } catch (error) {
+      // The client went away before the upgrade, or the response cannot be sent (a header
+      // value HTTP does not allow): the server end hears a disconnect (a hibernatable one
+      // through the router, so that it also leaves getWebSockets()), and a client still
+      // there gets a 500.
+      connection.clientClosed(1006, DISCONNECTED, false);
+      if (!String((error as Error)?.message).includes("client went away")) unsendable(id, error, log);
+      return;
     }
     connection.onNetwork(socket);
     return;
   }
   const status = response.status;
   const body = response.body;
-  if (body === null) return void native.netRespond(id, status, flatHeaders(response.headers, true), null, false);
+  if (body === null) {
+    try {
+      native.netRespond(id, status, flatHeaders(response.headers, true), null, false);
+    } catch (error) {
+      unsendable(id, error, log);
+    }
+    return;
+  }
   const reader = body.getReader();
   let aborted = false;
   let drained: (() => void) | undefined;
@@ -336,7 +367,9 @@ async function send(id: number, response: Response, websocket: boolean, log: Lim
       native.netEndBody(id, false);
     }
   } catch (error) {
-    console.error("The response body failed:", error);
+    // Clients can cause this at will (a header value built from their input that HTTP
+    // does not allow): now and then, not once per request.
+    log.write("response-failed", () => `The response failed: ${(error as Error)?.stack ?? String(error)}`);
     // Before the head went out the client gets a 500; after, a cut connection.
     if (!native.netRespond(id, 500, [], null, false)) native.netEndBody(id, true);
   } finally {

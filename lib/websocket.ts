@@ -339,6 +339,22 @@ export class WebSocket extends EventTarget {
    * @internal This end is being returned in a Response: it becomes the client end, and
    * its peer the end that stays (for code that keeps [0] and returns [1]).
    */
+  /**
+   * The response carrying this end never reached a client (the request was no upgrade,
+   * or the client left first): the end the object kept hears a disconnect, as on workerd.
+   * Without it a hibernatable one stayed registered for good, and any client could fill
+   * an object's 32,768 sockets with plain GETs.
+   */
+  _neverConnected(): void {
+    let connection: Connection;
+    try {
+      connection = this._handOff();
+    } catch {
+      return; // not a pair end that could be handed to a client
+    }
+    connection.clientClosed(1006, DISCONNECTED, false);
+  }
+
   _handOff(): Connection {
     const connection = this._connection;
     if (connection.server === this) {

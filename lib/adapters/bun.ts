@@ -34,7 +34,7 @@ export function bunServe(fetch: FetchHandler, options: BunServeOptions = {}) {
       const connection = ws._handOff();
       const upgraded = server.upgrade(request, { data: { connection }, headers: protocol === null ? undefined : { "Sec-WebSocket-Protocol": protocol } });
       if (upgraded) return undefined;
-      connection.server._closed(1006, "WebSocket disconnected without sending Close frame.", false);
+      connection.clientClosed(1006, "WebSocket disconnected without sending Close frame.", false);
       return new Response("Expected a WebSocket upgrade request.", { status: 400 });
     },
     websocket: {

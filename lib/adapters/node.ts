@@ -46,16 +46,33 @@ export function nodeHandler(fetch: FetchHandler, options: NodeHandlerOptions = {
 
   return {
     request(req, res) {
-      void respond(req).then((response) => writeResponse(res, response));
+      if (!hostIsValid(req)) return void res.writeHead(400, { "content-type": "text/plain;charset=UTF-8", connection: "close" }).end(BAD_HOST);
+      void respond(req).then((response) => {
+        const ws = (response as { webSocket?: WebSocket | null } | undefined)?.webSocket;
+        if (ws instanceof WebSocket) {
+          // A WebSocket for a request that is no upgrade: the object's end hears a
+          // disconnect, and the client an error (as the built-in server answers).
+          ws._neverConnected();
+          return writeResponse(res, undefined);
+        }
+        return writeResponse(res, response);
+      });
     },
     upgrade(req, socket, head) {
+      // Node takes its own 'error' listener off the socket before 'upgrade', and `ws` adds
+      // one only once handleUpgrade runs, after the Worker answered: a client that resets
+      // meanwhile would raise an unhandled 'error' and end the process. Its 'close' follows.
+      socket.on("error", () => {});
       // A handshake `ws` would refuse must not reach the Worker: an object that accepted
       // its WebSocket would hold a socket that never connects (and never closes).
-      const refusal = handshakeRefusal(req);
+      const refusal = hostIsValid(req) ? handshakeRefusal(req) : `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: ${BAD_HOST.length}\r\n\r\n${BAD_HOST}`;
       if (refusal !== undefined) return void socket.end(refusal);
       void respond(req).then((response) => {
         const ws = (response as { webSocket?: WebSocket | null } | undefined)?.webSocket;
-        if (response === undefined || response.status !== 101 || !(ws instanceof WebSocket)) {
+        if (response === undefined || response.status !== 101 || !(ws instanceof WebSocket) || socket.destroyed) {
+          // The object's end of a pair that never reaches the client hears a disconnect.
+          if (ws instanceof WebSocket) ws._neverConnected();
+          if (socket.destroyed) return;
           const status = response?.status ?? 500;
           socket.end(`HTTP/1.1 ${status === 101 ? 500 : status} ${status === 101 ? "Internal Server Error" : (response?.statusText ?? "Internal Server Error")}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
           return;
@@ -105,6 +122,18 @@ function handshakeRefusal(req: IncomingMessage): string | undefined {
     return refuse("400 Bad Request", "A WebSocket handshake needs a Sec-WebSocket-Key of 16 bytes in base64.\n");
   }
   return undefined;
+}
+
+const BAD_HOST = "The Host header is not a host name with an optional port.\n";
+
+/**
+ * Whether Host is RFC 9110's host [":" port], as the built-in server checks it
+ * (request_checks.rs): the request's URL is built from it, and one carrying a path or a
+ * query ("localhost/admin?") would move the request elsewhere.
+ */
+function hostIsValid(req: IncomingMessage): boolean {
+  const host = req.headers.host;
+  return host === undefined || /^(\[[0-9a-fA-F:.vV]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:\d{1,5})?$/.test(host);
 }
 
 function toRequest(req: IncomingMessage): Request {

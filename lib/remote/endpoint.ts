@@ -173,7 +173,8 @@ function sameToken(given: string | undefined, expected: string): boolean {
  * working, not recommended.
  */
 function tokenOf(request: Request, url: URL): string | undefined {
-  const bearer = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
+  // The scheme's name is case-insensitive (RFC 9110 §11.1).
+  const bearer = /^bearer +(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
   if (bearer !== undefined) return bearer;
   for (const protocol of (request.headers.get("sec-websocket-protocol") ?? "").split(",")) {
     const entry = protocol.trim();
@@ -197,7 +198,8 @@ function originOf(origin: string): string | undefined {
  * https, behind a TLS proxy that keeps the Host).
  */
 function isOwnOrigin(origin: string, host: string | null): boolean {
-  return host !== null && [`http://${host}`, `https://${host}`].map(originOf).includes(originOf(origin));
+  const page = originOf(origin);
+  return host !== null && page !== undefined && [`http://${host}`, `https://${host}`].map(originOf).includes(page);
 }
 
 /** `options` checked, its origins in the form browsers send them. */
@@ -224,7 +226,14 @@ const text = (body: string, status: number, headers: Record<string, string> = {}
  * Answers a request to RPC_PATH: a Cap'n Web session (WebSocket) or batch (POST), once
  * the request passed the checks above (else 401 or 403, saying why).
  */
-export async function rpcResponse(request: Request, lookup: NamespaceLookup, options: RpcOptions, server: RpcServer): Promise<globalThis.Response> {
+export async function rpcResponse(
+  request: Request,
+  lookup: NamespaceLookup,
+  options: RpcOptions,
+  server: RpcServer,
+  /** The server found a valid WebSocket handshake (the Upgrade header alone is no proof). */
+  websocket: boolean,
+): Promise<globalThis.Response> {
   const url = new URL(request.url);
   const host = request.headers.get("host");
   if (!isLoopback(server.address)) {
@@ -242,7 +251,7 @@ export async function rpcResponse(request: Request, lookup: NamespaceLookup, opt
     if (page === undefined || !(options.origins ?? []).includes(page)) {
       return text(`RPC does not answer pages of other origins (${origin}); list them in listen({ rpc: { origins } }).`, 403);
     }
-    cors = { "access-control-allow-origin": origin, vary: "Origin" };
+    cors = { "access-control-allow-origin": page, vary: "Origin" };
     if (request.method === "OPTIONS") {
       return new Response(null, {
         status: 204,
@@ -253,7 +262,6 @@ export async function rpcResponse(request: Request, lookup: NamespaceLookup, opt
   if (options.token !== undefined && !sameToken(tokenOf(request, url), options.token)) {
     return text("A valid token is required for RPC.", 401, cors);
   }
-  const websocket = request.headers.get("upgrade")?.toLowerCase() === "websocket";
   const peer = new Peer(websocket);
   const main = new RemoteRegistry(lookup, request, options.authorize, peer);
   if (websocket) {

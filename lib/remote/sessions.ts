@@ -88,12 +88,28 @@ function isAbort(message: string): boolean {
   }
 }
 
+/**
+ * At most how many table entries `message` can make: a push, and each stub or promise it
+ * passes (`["export",…]`, `["promise",…]`). A count of those words between quotes, which
+ * inside a JSON string would be escaped: an over-estimate only when data holds them bare.
+ */
+function possibleEntries(message: string): number {
+  let n = 0;
+  for (const word of ['"push"', '"export"', '"promise"']) {
+    for (let at = message.indexOf(word); at !== -1; at = message.indexOf(word, at + word.length)) n++;
+  }
+  return n;
+}
+
 /** Ends its session with a clear error once the session holds too much; tells the peer when the session ends. */
 class BoundedTransport implements RpcTransport {
   readonly #inner: RpcTransport;
   readonly #peer: Peer;
   #session: RpcSession | undefined;
   #received = 0;
+  /** The tables' size when last counted, and the entries messages may have added since. */
+  #counted = 0;
+  #since = 0;
 
   constructor(inner: RpcTransport, peer: Peer) {
     this.#inner = inner;
@@ -115,9 +131,16 @@ class BoundedTransport implements RpcTransport {
     // toJSON() on the stubs in it, that is, makes RPC calls nobody waits for (one ended the
     // host). The session ends here instead, with an error of our own.
     if (ABORT.test(message) && isAbort(message)) throw new Error("The client ended the RPC session (abort).");
-    if (++this.#received % COUNT_EVERY === 0 && this.#session !== undefined) {
+    // Before Cap'n Web reads it: one message can make an entry per stub or promise it
+    // holds (29 MB of ["export",-n] grew the host by 2 GB), so its possible entries count
+    // against the bound now, not after the fact.
+    const adds = possibleEntries(message);
+    this.#since += adds;
+    if (this.#session !== undefined && (++this.#received % COUNT_EVERY === 0 || this.#counted + this.#since > MAX_OUTSTANDING)) {
       const { imports, exports } = this.#session.getStats();
-      if (imports + exports > MAX_OUTSTANDING) {
+      this.#counted = imports + exports;
+      this.#since = 0;
+      if (this.#counted + adds > MAX_OUTSTANDING) {
         // Thrown from the session's read loop: it sends this to the client and ends.
         throw new RangeError(
           `RPC session ended: it held more than ${MAX_OUTSTANDING} calls, results and stubs not yet released. A client must pull (await) and release (dispose) what it pushes.`,

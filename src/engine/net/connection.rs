@@ -400,9 +400,13 @@ impl Connection {
     }
 
     /// The socket is writable again: sends what waited.
-    pub fn flush(&mut self) {
-        // A failure shows up as the read side ending.
-        let _ = self.ws.get_mut().drain();
+    /// Writes what waits. An error other than "would block" (the peer reset or left) means
+    /// the connection is over: the caller ends it. While reading is paused (backed up) the
+    /// write side is all that can see that, and ignoring it left the driver woken by the
+    /// socket's lasting write readiness, spinning a core, with the socket never reported
+    /// closed.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.ws.get_mut().drain()
     }
 
     /// If a write found the buffer past its limit — the peer stopped reading — gives up
@@ -519,7 +523,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !reader.is_finished() {
             assert!(Instant::now() < deadline, "the peer never got our Close");
-            connection.flush();
+            connection.flush().unwrap();
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -615,5 +619,27 @@ mod tests {
         drop(connection); // the writer fails and ends
         drop(peer);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_peer_that_leaves_while_writes_are_backed_up_ends_the_connection() {
+        let (peer, mut connection, _queue) = pair(DEFAULT_BUFFER_LIMIT);
+        let message = Bytes::from(vec![7u8; 256 * 1024]);
+        // Enough to back up (reading pauses) while the peer reads nothing.
+        for _ in 0..16 {
+            connection.send(Outgoing::Message(Message::Binary(message.clone())));
+        }
+        assert!(connection.write_blocked());
+        assert!(!connection.wants_read(), "backed up: reading pauses");
+        drop(peer);
+        // The peer's kernel answers further data with a reset: flushing must say so.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if connection.flush().is_err() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "flushing never noticed the peer was gone");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

@@ -205,7 +205,9 @@ pub(crate) async fn drive(mut connection: Connection, link: Arc<Link>) {
             }
             guard = io.writable(), if connection.write_blocked() => {
                 let Ok(mut guard) = guard else { break };
-                connection.flush();
+                if connection.flush().is_err() {
+                    break; // the peer is gone: end() below reports it
+                }
                 if connection.write_blocked() {
                     guard.clear_ready();
                 }

@@ -23,9 +23,14 @@ pub fn check<B>(request: &Request<B>) -> Verdict {
     // HTTP/1.1 request message that lacks a Host header field and to any request message
     // that contains more than one Host header field line or a Host header field with an
     // invalid field value." (HTTP/1.0 clients may omit it.)
-    let hosts = headers.get_all(HOST).iter().count();
-    if hosts > 1 || (hosts == 0 && request.version() >= Version::HTTP_11) {
+    let hosts: Vec<&HeaderValue> = headers.get_all(HOST).iter().collect();
+    if hosts.len() > 1 || (hosts.is_empty() && request.version() >= Version::HTTP_11) {
         return Verdict::Refuse(refusal(StatusCode::BAD_REQUEST, "A request needs exactly one Host header.\n", None));
+    }
+    // The application builds the request's URL from Host and the target: a Host carrying a
+    // path or query ("localhost/admin?") would move the request elsewhere.
+    if hosts.first().is_some_and(|host| !is_host(host.as_bytes())) {
+        return Verdict::Refuse(refusal(StatusCode::BAD_REQUEST, "The Host header is not a host name with an optional port.\n", None));
     }
     if !has_token(headers, UPGRADE, "websocket") || !has_token(headers, CONNECTION, "upgrade") {
         return Verdict::Plain;
@@ -50,6 +55,24 @@ pub fn check<B>(request: &Request<B>) -> Verdict {
     match keys.as_slice() {
         [key] if is_nonce(key.as_bytes()) => Verdict::WebSocket(String::from_utf8_lossy(key.as_bytes()).into_owned()),
         _ => Verdict::Refuse(refusal(StatusCode::BAD_REQUEST, "A WebSocket handshake needs a Sec-WebSocket-Key of 16 bytes in base64.\n", None)),
+    }
+}
+
+/// RFC 9110 §7.2's Host: uri-host [ ":" port ], where uri-host is an IP literal in
+/// brackets, or a reg-name (unreserved characters, percent-encodings and sub-delims; an
+/// IPv4 address is one too).
+fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().rposition(|b| *b == b':') {
+        // A colon inside brackets belongs to an IPv6 literal.
+        Some(at) if !value[at..].contains(&b']') => (&value[..at], Some(&value[at + 1..])),
+        _ => (value, None),
+    };
+    if port.is_some_and(|p| p.len() > 5 || !p.iter().all(u8::is_ascii_digit)) {
+        return false;
+    }
+    match host {
+        [b'[', inner @ .., b']'] => !inner.is_empty() && inner.iter().all(|b| b.is_ascii_hexdigit() || b":.vV".contains(b)),
+        _ => host.iter().all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b)),
     }
 }
 
@@ -119,5 +142,15 @@ mod tests {
         }
         assert_eq!(verdict(|b| upgrade(b).version(Version::HTTP_10).header("sec-websocket-version", "13").header("sec-websocket-key", key)), Err((400, None)));
         assert_eq!(verdict(|b| upgrade(b).method("POST")), Ok(None), "not a handshake: an ordinary request");
+    }
+
+    #[test]
+    fn host_is_a_name_or_address_with_an_optional_port() {
+        for good in ["localhost", "localhost:8787", "127.0.0.1:80", "[::1]:8787", "[::1]", "example.com", "a-b.c_d~e", ""] {
+            assert!(is_host(good.as_bytes()), "{good:?} refused");
+        }
+        for bad in ["localhost/admin?", "localhost:80/x", "a b", "host:port", "h:123456", "[::1", "[zz]", "a@b", "h#x"] {
+            assert!(!is_host(bad.as_bytes()), "{bad:?} accepted");
+        }
     }
 }
