@@ -177,3 +177,51 @@ test("once the server gave up on a peer that does not read, nothing more of the 
     await registry.close();
   }
 });
+
+test("a peer whose messages wait for a busy object is no longer read: what waits for the object is bounded, and every message arrives once it is free", async () => {
+  const child = spawn(process.execPath, [path.join(fixtures, "server.mjs")], { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const { url, rss: baseline } = JSON.parse((await lines.next()).value);
+  const peer = new WsClient(`${url.replace("http", "ws")}/ws`);
+  const replies = [];
+  let replied = () => {};
+  peer.on("message", (data) => {
+    replies.push(String(data));
+    replied();
+  });
+  const reply = () => (replies.length > 0 ? Promise.resolve(replies.shift()) : new Promise((resolve) => (replied = () => resolve(replies.shift()))));
+  try {
+    await new Promise((resolve, reject) => peer.once("open", resolve).once("error", reject));
+    peer.send("hold"); // the object's input gate stays closed until GET /release
+    assert.equal(await reply(), "holding");
+    // 200 messages of 1 MiB wait for the object: the old behaviour read them all into
+    // its mailbox (+200 MiB); now the server stops reading the peer, and our sends stay
+    // in our own buffers.
+    const count = 200;
+    const chunk = new Uint8Array(1 << 20);
+    for (let i = 0; i < count; i++) peer.send(chunk);
+    let last = -1;
+    let still = 0;
+    while (peer.bufferedAmount > 0 && still < 50) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      still = peer.bufferedAmount === last ? still + 1 : 0;
+      last = peer.bufferedAmount;
+    }
+    assert.ok(peer.bufferedAmount > 0, "the server stopped reading a peer whose messages wait for the object");
+
+    // The object is free again: every message reaches it, in order, and the socket works.
+    assert.equal(await (await fetch(`${url}/release`)).text(), "ok");
+    peer.send("stats");
+    const { received, peak } = JSON.parse(await reply());
+    assert.equal(received, count << 20, "every byte reached the object");
+    const grown = (peak - baseline) / 2 ** 20;
+    assert.ok(grown < 100, `the server grew by ${grown.toFixed(0)} MiB`);
+    peer.send("still here");
+    assert.equal(await reply(), "still here");
+  } finally {
+    peer.terminate();
+    child.stdin.end();
+    await exited;
+  }
+});

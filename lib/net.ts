@@ -56,9 +56,9 @@ function deliver(e: any[]): void {
   }
 }
 
-function deliverMessage(socket: number, group: number, data: string | ArrayBuffer): void {
+function deliverMessage(socket: number, group: number, data: string | ArrayBuffer, size: number): void {
   try {
-    socketMessage(socket, group, data);
+    socketMessage(socket, group, data, size);
   } catch (error) {
     console.error("open-do: a network event failed:", error);
   }
@@ -87,7 +87,7 @@ function dispatch(e: any[]): void {
     case 5:
       return take(responses, e[1])?.aborted();
     case 6:
-      return socketMessage(e[1], e[2], e[3]);
+      return socketMessage(e[1], e[2], e[3], e[4]);
     case 7:
       return socketClosed(e[1], e[2], e[3], e[4], e[5]);
     case 8:

@@ -24,7 +24,7 @@ import type { StorageHost } from "./transaction.js";
 import { copyResult } from "./rpc/copy.js";
 import { noRpcSupport } from "./rpc/errors.js";
 import { invoke, resolve } from "./rpc/path.js";
-import { ObjectSockets, type HibernationHost, type HibernationRecord } from "./object-sockets.js";
+import { delivered, ObjectSockets, type HibernationHost, type HibernationRecord } from "./object-sockets.js";
 
 export type ObjectClass = new (ctx: DurableObjectState, env: any) => object;
 
@@ -161,9 +161,20 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
 
   // ---- hibernatable WebSocket events (object-sockets.ts) ----------------------------
 
-  webSocketMessage(socket: number, data: string | ArrayBuffer): void {
-    this.#socketEvent(socket, "webSocketMessage", (ws) => [ws, data]);
+  webSocketMessage(socket: number, data: string | ArrayBuffer, size: number): void {
+    // The message stops counting against its peer once its handler starts (or the event
+    // fails without running): the mailbox and the gates hold the rest.
+    let counted = size > 0;
+    const started = () => {
+      if (counted) delivered(socket, size);
+      counted = false;
+    };
+    this.#socketEvent(socket, "webSocketMessage", (ws) => {
+      started();
+      return [ws, data];
+    }).finally(started);
   }
+
 
   webSocketClose(socket: number, code: number, reason: string, clean: boolean): void {
     this.#socketEvent(socket, "webSocketClose", (ws) => {

@@ -24,18 +24,28 @@ export class HibernationRecord {
 const encoder = new TextEncoder();
 const utf8Length = (text: string): number => encoder.encode(text).length;
 
+/** A message's handler started, or the message was dropped: its peer may be read on. */
+export function delivered(socket: number, size: number): void {
+  if (size > 0) native.netDelivered(socket, size);
+}
+
 /** Which object a group belongs to: how a message wakes a hibernated object. */
 const owners = new Map<number, HibernationHost>();
 
 /** What the object runtime does with a hibernatable event. */
 export interface HibernationHost {
-  webSocketMessage(socket: number, data: string | ArrayBuffer): void;
+  /** `size`: see HibernationRouter.message (websocket.ts). */
+  webSocketMessage(socket: number, data: string | ArrayBuffer, size: number): void;
   webSocketClose(socket: number, code: number, reason: string, clean: boolean): void;
   webSocketError(socket: number, message: string): void;
 }
 
 setHibernationRouter({
-  message: (socket, group, data) => owners.get(group)?.webSocketMessage(socket, data),
+  message: (socket, group, data, size) => {
+    const host = owners.get(group);
+    if (host === undefined) delivered(socket, size);
+    else host.webSocketMessage(socket, data, size);
+  },
   closed: (socket, group, code, reason, clean) => {
     const host = owners.get(group);
     if (host === undefined) native.netReleaseSocket(socket);
@@ -56,7 +66,11 @@ setHibernationRouter({
 export function ownGroup(record: HibernationRecord, host: () => HibernationHost | undefined): void {
   if (record.group === 0) record.group = native.netCreateGroup();
   owners.set(record.group, {
-    webSocketMessage: (socket, data) => host()?.webSocketMessage(socket, data),
+    webSocketMessage: (socket, data, size) => {
+      const h = host();
+      if (h === undefined) delivered(socket, size);
+      else h.webSocketMessage(socket, data, size);
+    },
     webSocketClose: (socket, code, reason, clean) => {
       const h = host();
       if (h === undefined) native.netReleaseSocket(socket);

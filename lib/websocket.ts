@@ -36,7 +36,12 @@ export function configureWebSockets(options: Partial<typeof settings>): void {
 
 /** Where hibernatable events go: set by object-sockets.ts. */
 export interface HibernationRouter {
-  message(socket: number, group: number, data: Message): void;
+  /**
+   * `size`: the message's bytes as our server counted them (0 for other transports), to
+   * hand back through native.netDelivered once its handler starts, so that the peer is
+   * read again (see PAUSE_RECEIVING_ABOVE in src/engine/net/sockets.rs).
+   */
+  message(socket: number, group: number, data: Message, size: number): void;
   closed(socket: number, group: number, code: number, reason: string, clean: boolean): void;
   error(socket: number, group: number, message: string): void;
 }
@@ -101,7 +106,7 @@ export class Connection {
         const answer = native.netAutoReply(this.socket, data);
         if (answer !== null) return reply(answer);
       }
-      return router?.message(this.socket, this.group, data);
+      return router?.message(this.socket, this.group, data, 0);
     }
     this.server._receive(data);
   }
@@ -142,10 +147,15 @@ export interface ExternalSocket {
   close(code?: number, reason?: string): void;
 }
 
-/** Events of our server's sockets (from lib/net.ts). */
-export function socketMessage(socket: number, group: number, data: Message): void {
-  if (group !== 0) return router?.message(socket, group, data);
-  liveConnections.get(socket)?.server._receive(data);
+/**
+ * Events of our server's sockets (from lib/net.ts). `size` goes back to Rust once the
+ * message's handler ran (see HibernationRouter.message).
+ */
+export function socketMessage(socket: number, group: number, data: Message, size: number): void {
+  if (group !== 0) return router?.message(socket, group, data, size);
+  const server = liveConnections.get(socket)?.server;
+  if (server === undefined) native.netDelivered(socket, size);
+  else server._receive(data, size);
 }
 
 export function socketClosed(socket: number, group: number, code: number, reason: string, clean: boolean): void {
@@ -244,8 +254,8 @@ export class WebSocket extends EventTarget {
   /** The client end was returned in a Response (or otherwise handed on). */
   #used = false;
   #closeSent = false;
-  /** Messages received before accept(). */
-  #inbox: Message[] = [];
+  /** Messages received before accept(), with their sizes (see _receive). */
+  #inbox: [Message, number][] = [];
   #owner: SocketOwner | undefined;
   /** Sends waiting for the output gate, in order. */
   #gated: Promise<void> | undefined;
@@ -279,7 +289,7 @@ export class WebSocket extends EventTarget {
     this.#accepted = true;
     const inbox = this.#inbox;
     this.#inbox = [];
-    for (const data of inbox) this._receive(data);
+    for (const [data, size] of inbox) this._receive(data, size);
     if (!this._isServer) {
       // What the server end sent before this end was accepted here.
       const connection = this._connection;
@@ -461,14 +471,26 @@ export class WebSocket extends EventTarget {
   }
 
   /** @internal A message arrived for this end. */
-  _receive(data: Message): void {
-    if (this.#readyState === CLOSED) return;
-    if (!this.#accepted) return void this.#inbox.push(data);
+  /**
+   * `size` (messages from our server's connections): the bytes to hand back to Rust once
+   * the listeners ran, so that the peer is read again (see HibernationRouter.message).
+   */
+  _receive(data: Message, size = 0): void {
+    if (this.#readyState === CLOSED) return this.#delivered(size);
+    if (!this.#accepted) return void this.#inbox.push([data, size]);
     queueMicrotask(() => {
-      const event = new MessageEvent("message", { data: typeof data !== "string" && this.binaryType === "blob" ? new Blob([data]) : data });
-      this.onmessage?.(event);
-      this.dispatchEvent(event);
+      try {
+        const event = new MessageEvent("message", { data: typeof data !== "string" && this.binaryType === "blob" ? new Blob([data]) : data });
+        this.onmessage?.(event);
+        this.dispatchEvent(event);
+      } finally {
+        this.#delivered(size);
+      }
     });
+  }
+
+  #delivered(size: number): void {
+    if (size > 0) native.netDelivered(this._connection.socket, size);
   }
 
   /** @internal The connection closed (a Close frame, or 1006 without one). */

@@ -193,17 +193,18 @@ unsafe fn deliver(host: &Host, event: NetEvent) {
         let env = host.env;
         let mut scope = ptr::null_mut();
         sys::napi_open_handle_scope(env, &mut scope);
-        let mut args = [ptr::null_mut(); 3];
+        let mut args = [ptr::null_mut(); 4];
         let (function, argc) = match event {
             NetEvent::SocketMessage { socket, group, data } => {
                 sys::napi_create_uint32(env, socket, &mut args[0]);
                 sys::napi_create_uint32(env, group, &mut args[1]);
+                sys::napi_create_uint32(env, data.len() as u32, &mut args[3]);
                 args[2] = match data {
                     Payload::Text(text) => ToNapiValue::to_napi_value(env, text),
                     Payload::Binary(data) => ArrayBuffer::from_data(&Env::from_raw(env), data.to_vec()).and_then(|b| ToNapiValue::to_napi_value(env, b)),
                 }
                 .unwrap_or(ptr::null_mut());
-                (host.on_message, 3)
+                (host.on_message, 4)
             }
             other => {
                 args[0] = event_value(&Env::from_raw(env), other).map_or(ptr::null_mut(), |a| a.raw());

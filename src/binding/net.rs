@@ -64,9 +64,9 @@ fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
 /// Sets up the network of this thread: `wake()` runs when events are waiting. With
 /// `message` and `event` (Node), this thread's event loop polls WebSocket connections
 /// itself and hands their events over from there (see host_loop.rs): messages to
-/// `message(socket, group, data)`, anything else to `event(e)` (e shaped as netTakeEvents
+/// `message(socket, group, data, size)`, anything else to `event(e)` (e shaped as netTakeEvents
 /// gives it). Returns whether it does.
-#[napi(ts_args_type = "wake: () => void, message: ((socket: number, group: number, data: string | ArrayBuffer) => void) | null, event: ((e: unknown[]) => void) | null")]
+#[napi(ts_args_type = "wake: () => void, message: ((socket: number, group: number, data: string | ArrayBuffer, size: number) => void) | null, event: ((e: unknown[]) => void) | null")]
 pub fn net_init(env: &Env, wake: Function<(), ()>, message: Option<Function<(), ()>>, event: Option<Function<(), ()>>) -> napi::Result<bool> {
     let callback = wake.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
     with_net(|_, slot| {
@@ -82,7 +82,8 @@ pub fn net_init(env: &Env, wake: Function<(), ()>, message: Option<Function<(), 
 ///   body is null (none), a Buffer (whole) or true (streamed);
 /// 1 body chunk [1, request, Buffer]; 2 body end [2, request]; 3 body error [3, request, message, late];
 /// 4 response drained [4, request]; 5 response aborted [5, request];
-/// 6 socket message [6, socket, group, string | ArrayBuffer];
+/// 6 socket message [6, socket, group, string | ArrayBuffer, size] (size: its bytes, to
+///   hand back to netDelivered once its handler starts);
 /// 7 socket closed [7, socket, group, code, reason, clean]; 8 socket error [8, socket, group, message];
 /// 9 server closed [9, server]; 10 log line [10, line].
 #[napi(ts_return_type = "unknown[][]")]
@@ -144,10 +145,12 @@ pub(crate) fn event_value(env: &Env, event: NetEvent) -> napi::Result<Array<'_>>
         NetEvent::SocketMessage { socket, group, data } => {
             item = pair(env, 6, socket)?;
             item.set(2, group)?;
+            let size = data.len() as u32;
             match data {
                 Payload::Text(text) => item.set(3, text)?,
                 Payload::Binary(data) => item.set(3, ArrayBuffer::from_data(env, data.to_vec())?)?,
             }
+            item.set(4, size)?;
         }
         NetEvent::SocketClosed { socket, group, code, reason, clean } => {
             item = pair(env, 7, socket)?;
@@ -287,6 +290,15 @@ pub fn net_close_socket(socket: u32, code: Option<u32>, reason: Option<String>) 
 #[napi]
 pub fn net_socket_ended(socket: u32) -> napi::Result<()> {
     net().socket_ended(socket);
+    Ok(())
+}
+
+/// The application started handling `bytes` of the socket's messages (the size each
+/// message event carries), or dropped them: the peer may be read again (see
+/// PAUSE_RECEIVING_ABOVE in src/engine/net/sockets.rs).
+#[napi]
+pub fn net_delivered(socket: u32, bytes: u32) -> napi::Result<()> {
+    net().delivered(socket, bytes as usize);
     Ok(())
 }
 

@@ -236,7 +236,7 @@ impl Connection {
     /// Whether the socket's readability matters now.
     pub fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Open => !self.backed_up(),
+            Phase::Open => !self.backed_up() && !self.shared.receiving_paused(),
             Phase::Draining { .. } | Phase::Closing { .. } => true,
             _ => false,
         }
@@ -253,9 +253,11 @@ impl Connection {
         transport.pending_bytes > PAUSE_READING_ABOVE.min(transport.limit / 2)
     }
 
-    /// Needs what only the network runtime gives: a timer, or waiting to write.
+    /// Needs what only the network runtime gives: a timer, waiting to write, or waiting
+    /// for the application to catch up with the peer's messages (a level-triggered poller
+    /// would report the unread socket over and over).
     pub fn needs_runtime(&self) -> bool {
-        self.write_blocked() || self.deadline().is_some()
+        self.write_blocked() || self.deadline().is_some() || (self.phase == Phase::Open && self.shared.receiving_paused())
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -284,7 +286,7 @@ impl Connection {
     pub fn read(&mut self) -> bool {
         loop {
             match self.phase {
-                Phase::Open if self.backed_up() => return false,
+                Phase::Open if self.backed_up() || self.shared.receiving_paused() => return false,
                 Phase::Open | Phase::Closing { .. } => {}
                 Phase::Draining { .. } => return self.drain(),
                 _ => return false,
@@ -297,11 +299,9 @@ impl Connection {
                 Ok(Message::Text(_) | Message::Binary(_)) if self.reported => {}
                 Ok(Message::Text(text)) => match self.shared.auto_reply(text.as_str()) {
                     Some(reply) => self.write(Message::Text(reply.into())),
-                    None => self.queue.push(NetEvent::SocketMessage { socket: self.socket(), group: self.shared.group_id(), data: Payload::Text(text.as_str().to_owned()) }),
+                    None => self.deliver(Payload::Text(text.as_str().to_owned())),
                 },
-                Ok(Message::Binary(data)) => {
-                    self.queue.push(NetEvent::SocketMessage { socket: self.socket(), group: self.shared.group_id(), data: Payload::Binary(data) });
-                }
+                Ok(Message::Binary(data)) => self.deliver(Payload::Binary(data)),
                 Ok(Message::Close(frame)) => self.peer_closed(frame),
                 // Ping: tungstenite queued the pong; the next read sends it.
                 Ok(_) => {}
@@ -314,6 +314,13 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Hands a message to the application; it counts against the peer's credit until the
+    /// application says its handler started (see [`Sockets::delivered`]).
+    fn deliver(&mut self, data: Payload) {
+        self.shared.received(data.len());
+        self.queue.push(NetEvent::SocketMessage { socket: self.socket(), group: self.shared.group_id(), data });
     }
 
     fn peer_closed(&mut self, frame: Option<CloseFrame>) {
@@ -492,6 +499,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::engine::net::sockets::PAUSE_RECEIVING_ABOVE;
 
     /// Kernel buffers of about this size on the way to the peer, so that a peer that does
     /// not read is felt soon. (Only that way: small buffers both ways stall loopback TCP,
@@ -505,6 +513,11 @@ mod tests {
 
     /// A connection (server end, non-blocking) and its peer's TCP stream (blocking).
     fn pair(limit: usize) -> (TcpStream, Connection, Arc<EventQueue>) {
+        let (peer, connection, queue, _) = pair_with_sockets(limit);
+        (peer, connection, queue)
+    }
+
+    fn pair_with_sockets(limit: usize) -> (TcpStream, Connection, Arc<EventQueue>, Arc<Sockets>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, _) = listener.accept().unwrap();
@@ -513,8 +526,8 @@ mod tests {
         stream.set_nonblocking(true).unwrap();
         let sockets = Arc::new(Sockets::default());
         let queue = Arc::new(EventQueue::new(Box::new(|| {})));
-        let connection = Connection::new(stream, Vec::new(), sockets.create(0, None), queue.clone(), sockets, limit);
-        (peer, connection, queue)
+        let connection = Connection::new(stream, Vec::new(), sockets.create(0, None), queue.clone(), sockets.clone(), limit);
+        (peer, connection, queue, sockets)
     }
 
     /// Writes what waits while the peer's reader runs; fails (rather than hanging) if it
@@ -526,6 +539,45 @@ mod tests {
             connection.flush().unwrap();
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_peer_whose_messages_wait_for_the_application_is_read_again_once_they_are_delivered() {
+        let (peer, mut connection, queue, sockets) = pair_with_sockets(DEFAULT_BUFFER_LIMIT);
+        let socket = connection.socket();
+        let writer = std::thread::spawn(move || {
+            let mut peer = WebSocket::from_raw_socket(peer, Role::Client, None);
+            for _ in 0..64 {
+                peer.send(Message::Binary(vec![1u8; 64 * 1024].into())).unwrap();
+            }
+            peer
+        });
+        // Read until the application owes more than the pause threshold.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while connection.wants_read() {
+            assert!(Instant::now() < deadline, "reading never paused");
+            connection.read();
+        }
+        let read = |queue: &EventQueue| queue.take().iter().filter(|e| matches!(e, NetEvent::SocketMessage { .. })).count();
+        let first = read(&queue);
+        assert_eq!(first, PAUSE_RECEIVING_ABOVE / (64 * 1024) + 1, "one message past the threshold, then no more");
+        assert!(connection.needs_runtime(), "a level-triggered poller must not spin on the unread socket");
+        assert!(!connection.read(), "a paused connection does not read");
+        assert_eq!(read(&queue), 0);
+
+        // The handlers of all but one start: the rest is read.
+        sockets.delivered(socket, (first - 1) * 64 * 1024);
+        assert!(connection.wants_read());
+        let mut total = first;
+        while total < 64 {
+            assert!(Instant::now() < deadline, "the rest never came");
+            connection.read();
+            let got = read(&queue);
+            sockets.delivered(socket, got * 64 * 1024);
+            total += got;
+        }
+        assert_eq!(total, 64);
+        drop(writer.join().unwrap());
     }
 
     #[test]

@@ -21,6 +21,20 @@ pub enum Payload {
     Binary(Bytes),
 }
 
+impl Payload {
+    /// Its size in bytes (text as UTF-8).
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Text(text) => text.len(),
+            Payload::Binary(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// How a request's body reaches the application.
 #[derive(Debug)]
 pub enum BodyStart {

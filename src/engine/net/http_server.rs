@@ -280,6 +280,11 @@ impl Net {
         self.inner.sockets.send(socket, Outgoing::Close(frame))
     }
 
+    /// The application started handling messages of `bytes` from `socket` (or dropped them).
+    pub fn delivered(&self, socket: u32, bytes: usize) {
+        self.inner.sockets.delivered(socket, bytes)
+    }
+
     pub fn release_socket(&self, socket: u32) {
         self.inner.sockets.release(socket)
     }

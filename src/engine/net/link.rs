@@ -105,6 +105,12 @@ impl Link {
         }
     }
 
+    /// The application caught up with the peer's messages: a task paused on them reads
+    /// again. (An inline connection is never paused this way: it moves to the runtime.)
+    pub fn resume_reading(&self) {
+        self.ready.notify_one();
+    }
+
     fn is_closed(&self) -> bool {
         self.state.lock().unwrap().closed
     }

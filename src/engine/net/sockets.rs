@@ -8,7 +8,7 @@
 //! another server): then only the bookkeeping lives here.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,7 +48,17 @@ pub(crate) struct SocketShared {
     server: AtomicU32,
     group: RwLock<Option<Arc<Group>>>,
     auto_responded_at: AtomicI64,
+    /// Bytes of the peer's messages handed to the application whose handlers have not
+    /// started yet (see [`PAUSE_RECEIVING_ABOVE`]).
+    undelivered: AtomicUsize,
 }
+
+/// While more than this of a peer's messages waits for the application (queued for the JS
+/// thread, or in the object's mailbox behind a closed input gate), the peer is not read:
+/// TCP paces it instead of our queues growing. One message of any size (up to the 32 MiB
+/// a peer may send) always goes through, so the most a socket holds is this plus one
+/// message. Cloudflare documents no such limit; its bound is the isolate's memory.
+pub const PAUSE_RECEIVING_ABOVE: usize = 1 << 20;
 
 impl SocketShared {
     /// The server whose connection carries the socket (0: a host transport).
@@ -68,6 +78,23 @@ impl SocketShared {
         let pair = pair.as_ref().filter(|p| p.request == text)?;
         self.auto_responded_at.store(now_ms(), Ordering::Relaxed);
         Some(pair.response.clone())
+    }
+
+    /// A message of `bytes` went to the application.
+    pub fn received(&self, bytes: usize) {
+        self.undelivered.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Too much of the peer's waits for the application to read more of it.
+    pub fn receiving_paused(&self) -> bool {
+        self.undelivered.load(Ordering::Relaxed) > PAUSE_RECEIVING_ABOVE
+    }
+
+    /// The application started handling (or dropped) messages of `bytes`. True when that
+    /// ends a pause.
+    fn delivered(&self, bytes: usize) -> bool {
+        let before = self.undelivered.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(bytes))).unwrap_or(0);
+        before > PAUSE_RECEIVING_ABOVE && before.saturating_sub(bytes) <= PAUSE_RECEIVING_ABOVE
     }
 }
 
@@ -118,7 +145,7 @@ impl Sockets {
     /// A new socket (ids start at 1). `out` is its connection's task, if it is ours.
     pub fn create(&self, server: u32, out: Option<Arc<Link>>) -> Arc<SocketShared> {
         let id = self.next_socket.fetch_add(1, Ordering::Relaxed) + 1;
-        let shared = Arc::new(SocketShared { id, server: AtomicU32::new(server), group: RwLock::new(None), auto_responded_at: AtomicI64::new(0) });
+        let shared = Arc::new(SocketShared { id, server: AtomicU32::new(server), group: RwLock::new(None), auto_responded_at: AtomicI64::new(0), undelivered: AtomicUsize::new(0) });
         let slot = Slot { shared: shared.clone(), out, tags: Vec::new(), attachment: None, open: true };
         self.table.lock().unwrap().sockets.insert(id, slot);
         shared
@@ -240,6 +267,22 @@ impl Sockets {
     pub fn auto_reply(&self, socket: u32, text: &str) -> Option<String> {
         let shared = self.table.lock().unwrap().sockets.get(&socket)?.shared.clone();
         shared.auto_reply(text)
+    }
+
+    /// The application started handling messages of `bytes` from `socket` (or dropped
+    /// them): once less than [`PAUSE_RECEIVING_ABOVE`] waits, a paused peer is read again.
+    pub fn delivered(&self, socket: u32, bytes: usize) {
+        let out = {
+            let table = self.table.lock().unwrap();
+            let Some(slot) = table.sockets.get(&socket) else { return };
+            if !slot.shared.delivered(bytes) {
+                return;
+            }
+            slot.out.clone()
+        };
+        if let Some(out) = out {
+            out.resume_reading();
+        }
     }
 
     /// Queues `message` on our own connection. False when there is none (host transport,
