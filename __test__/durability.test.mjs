@@ -183,3 +183,22 @@ for (const durability of ["full", "relaxed"]) {
     await registry.close();
   });
 }
+
+test("no result leaves before the fsync that covers its writes, also when the object is reset while a sync runs and its successor writes and reads", () => {
+  // Each fsync is slowed to 300 ms (a test hook), and native.syncsCompleted() counts them:
+  // a result must not arrive before the sync that covers the writes it depends on. The
+  // old code numbered commits per instance: the reset instance's second write was
+  // released when the first sync ended, while the sync covering it ran under its successor.
+  const run = spawnSync(process.execPath, [fixture("reset-during-sync.mjs")], {
+    env: { ...process.env, OPEN_DO_TEST_FSYNC_DELAY_MS: "300" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  const { seen, readB } = JSON.parse(run.stdout.trim().split("\n").at(-1));
+  assert.equal(seen.a, 1, "the first write's result follows the first sync");
+  assert.equal(seen.b, 2, "the second write (made while the first sync ran) waits for the second sync");
+  assert.equal(seen.c, 2, "the successor's write waits for the sync that covers it");
+  assert.equal(readB, 1, "the successor reads the reset instance's committed write");
+  assert.equal(seen.readB, 2, "and its result waits until that write is durable");
+});

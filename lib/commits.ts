@@ -8,6 +8,9 @@
 //
 // Outputs (responses, RPC results, ...) wait in `whenDurable()` for every write issued
 // before them, except writes made with `allowUnconfirmed` (which only `sync()` waits for).
+// Commits are numbered by the database, in Rust (engine/storage/commit_watermark.rs),
+// which also decides when they are durable: an instance that was reset and its successor
+// share one database, one numbering and one sync at a time (ObjectSyncs below).
 // With durability "full" that means the commit has also been fsynced. When
 // several objects commit at once, or a sync is already running, fsyncs run on our fsync
 // pool (up to 32 at once, in parallel across objects), and commits of one object that pile up during
@@ -17,9 +20,6 @@
 // is slow) 40-50 µs, a fifth of a fast fsync. Events that arrive meanwhile run right after
 // it, and their commits, arriving together, go to the pool.
 import { native } from "./native.js";
-
-const COMMITTED_DURABLE = 1;
-const COMMITTED_NEEDS_SYNC = 2;
 
 interface Waiter {
   commit: number;
@@ -32,9 +32,9 @@ export class Commits {
   private dirty = false;
   /** Some of them hold outputs (not all were made with allowUnconfirmed). */
   private gating = false;
-  /** Commits made so far, and how many of them are durable. */
-  private committed = 0;
-  private durable = 0;
+  /** The database's number of the last commit made, and of the last one durable. */
+  private committed: number;
+  private durable: number;
   /** The last commit that holds outputs. */
   private gated = 0;
   private syncing = false;
@@ -46,10 +46,16 @@ export class Commits {
   /** Set once the object was reset: this gate belongs to the old instance and commits no more. */
   #retired = false;
 
+  readonly handle: number;
+
   constructor(
-    readonly handle: number,
+    private readonly syncs: ObjectSyncs,
     private readonly onFailure: (error: unknown) => void,
-  ) {}
+  ) {
+    this.handle = syncs.handle;
+    [this.committed, this.durable] = native.commitPosition(this.handle);
+    this.gated = this.committed;
+  }
 
   /**
    * Records that the current turn wrote (or may have written); schedules its commit.
@@ -100,67 +106,67 @@ export class Commits {
       this.fail(e);
       return;
     }
-    this.committed++;
-    if (this.gating) this.gated = this.committed;
-    this.gating = false;
     if (outcome === 0) {
-      // Nothing was written after all (e.g. only reads through sql.exec): this "commit" is
-      // as durable as the ones before it.
-      if (!this.syncing) this.durable = this.committed;
+      // Nothing was written after all (e.g. only reads through sql.exec): outputs of this
+      // turn wait only for the commits before it.
+      this.gating = false;
+      for (const w of this.waiters) w.commit = Math.min(w.commit, this.committed);
       this.release();
       return;
     }
-    if (outcome === COMMITTED_DURABLE) {
+    this.committed = Math.abs(outcome);
+    if (this.gating) this.gated = this.committed;
+    this.gating = false;
+    if (outcome < 0) {
       this.durable = this.committed;
       this.release();
-    } else if (outcome === COMMITTED_NEEDS_SYNC) {
-      if (alone && syncsInFlight === 0 && fsyncEstimate < INLINE_FSYNC_LIMIT_MS) this.syncNow();
-      else this.sync();
-    }
+    } else if (alone && syncsInFlight === 0 && fsyncEstimate < INLINE_FSYNC_LIMIT_MS) this.syncNow();
+    else this.sync();
   }
 
   private syncNow(): void {
+    let durable: number;
     try {
       const started = performance.now();
-      native.syncObjectNow(this.handle);
+      durable = native.syncObjectNow(this.handle);
       observeFsync(performance.now() - started);
     } catch (e) {
       this.fail(e);
       return;
     }
-    this.durable = this.committed;
+    if (durable < 0) return this.sync(); // a sync of this database runs: wait for it
+    this.durable = Math.max(this.durable, durable);
     this.release();
   }
 
+  /** Makes every commit so far durable: starts a sync, or waits for the one running. */
   private sync(): void {
-    if (this.syncing) return; // the running sync's completion starts the next one
-    const target = this.committed;
-    let started: boolean;
+    if (this.syncing) return; // the running sync's end starts the next one
+    let waits: boolean;
     try {
-      ensurePool();
-      started = native.syncStart(this.handle);
+      waits = this.syncs.request(this);
     } catch (e) {
       this.fail(e);
       return;
     }
-    if (!started) {
-      this.durable = Math.max(this.durable, target);
-      this.release();
+    if (waits) {
+      this.syncing = true;
       return;
     }
-    this.syncing = true;
-    const startedAt = performance.now();
-    syncStarted(this.handle, (error) => {
-      observeFsync(performance.now() - startedAt);
-      this.syncing = false;
-      if (error !== null) {
-        this.fail(new Error(error));
-        return;
-      }
-      this.durable = Math.max(this.durable, target);
-      this.release();
-      if (this.durable < this.committed) this.sync();
-    });
+    this.durable = this.committed; // nothing left to sync
+    this.release();
+  }
+
+  /** A sync of the database ended (ObjectSyncs): `durable` commits are durable now. */
+  synced(durable: number, error: string | null): void {
+    this.syncing = false;
+    if (error !== null) {
+      this.fail(new Error(error));
+      return;
+    }
+    this.durable = Math.max(this.durable, durable);
+    this.release();
+    if (this.durable < this.committed && this.broken === undefined) this.sync();
   }
 
   private release(): void {
@@ -195,19 +201,69 @@ export class Commits {
   }
 
   private fail(error: unknown): void {
-    if (this.#retired) return; // the object was reset already
-    this.broken = error;
-    native.rollback(this.handle);
+    const retired = this.#retired; // the object was reset already: its successor goes on
+    if (!retired) {
+      this.broken = error;
+      native.rollback(this.handle);
+    }
     this.dirty = false;
     this.gating = false;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(error);
-    this.onFailure(error);
+    if (!retired) this.onFailure(error);
   }
 
   get pending(): boolean {
-    return this.dirty || this.syncing || this.waiters.length > 0;
+    return this.dirty || this.syncing || this.waiters.length > 0 || this.syncs.running;
+  }
+}
+
+/**
+ * The fsyncs of one object's database, shared by the Commits of its successive instances
+ * (a reset instance's outputs may still wait for a sync while its successor commits): at
+ * most one runs, and when it ends every Commits waiting for it hears so.
+ */
+export class ObjectSyncs {
+  /** The object's current storage handle (a reset gives it a new one). */
+  handle: number;
+  /** A pool sync started by us runs. */
+  running = false;
+  #waiting = new Set<Commits>();
+  #startedAt = 0;
+  readonly #token = nextSyncToken();
+
+  constructor(handle: number) {
+    this.handle = handle;
+  }
+
+  /**
+   * Starts a sync of every commit so far, or joins the running one: `commits.synced()`
+   * follows. False when every commit is durable already (nothing follows).
+   */
+  request(commits: Commits): boolean {
+    if (!this.running) {
+      ensurePool();
+      const started = native.syncStart(this.handle, this.#token);
+      if (started === 0) return false;
+      // 2 (another sync of this database runs) cannot happen: only we start them.
+      if (started !== 1) throw new Error("open-do: a sync of this object's database is running that no instance started");
+      this.running = true;
+      this.#startedAt = performance.now();
+      inFlight.set(this.#token, this);
+      syncStarted();
+    }
+    this.#waiting.add(commits);
+    return true;
+  }
+
+  /** The pool's report (see syncDone). */
+  finished(durable: number, error: string | null): void {
+    observeFsync(performance.now() - this.#startedAt);
+    this.running = false;
+    const waiting = [...this.#waiting];
+    this.#waiting.clear();
+    for (const commits of waiting) commits.synced(durable, error);
   }
 }
 
@@ -230,8 +286,14 @@ function observeFsync(ms: number): void {
 
 /** fsyncs that may run at once, across all objects. */
 const SYNC_THREADS = 32;
-/** Syncs in flight, by object handle (an object has at most one). */
-const inFlight = new Map<number, (error: string | null) => void>();
+/** Syncs in flight, by their object's token (an object has at most one). */
+const inFlight = new Map<number, ObjectSyncs>();
+let lastSyncToken = 0;
+
+function nextSyncToken(): number {
+  lastSyncToken = (lastSyncToken + 1) >>> 0 || 1;
+  return lastSyncToken;
+}
 /** Holds the event loop open while syncs are in flight (the pool's callback does not). */
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 let poolReady = false;
@@ -243,23 +305,22 @@ function ensurePool(): void {
   }
 }
 
-function syncStarted(handle: number, done: (error: string | null) => void): void {
-  inFlight.set(handle, done);
+function syncStarted(): void {
   syncsInFlight++;
   keepAlive ??= setInterval(noop, 1 << 30);
 }
 
-function syncDone([handle, error]: [number, string | null]): void {
-  const done = inFlight.get(handle);
-  if (done === undefined) return;
-  inFlight.delete(handle);
+function syncDone([token, durable, error]: [number, number, string | null]): void {
+  const syncs = inFlight.get(token);
+  if (syncs === undefined) return;
+  inFlight.delete(token);
   if (--syncsInFlight === 0 && keepAlive !== undefined) {
     clearInterval(keepAlive);
     keepAlive = undefined;
   }
   // This runs as a threadsafe function's callback, where a throw ends the process.
   try {
-    done(error);
+    syncs.finished(durable, error);
   } catch (e) {
     console.error("Finishing a commit's fsync failed:", e);
   }

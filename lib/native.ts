@@ -40,9 +40,11 @@ export interface NativeBinding {
   savepointEnd(handle: number, commit: boolean): void;
   commit(handle: number): number;
   rollback(handle: number): void;
-  syncInit(done: (result: [handle: number, error: string | null]) => void, maxThreads: number): void;
-  syncStart(handle: number): boolean;
-  syncObjectNow(handle: number): void;
+  syncInit(done: (result: [token: number, durable: number, error: string | null]) => void, maxThreads: number): void;
+  syncStart(handle: number, token: number): number;
+  syncObjectNow(handle: number): number;
+  commitPosition(handle: number): [committed: number, durable: number];
+  syncsCompleted(): number;
   takeOverflow(): Uint8Array;
   idFromName(uniqueKey: string, name: string, jurisdiction?: string): string;
   idFromWtf8Name(uniqueKey: string, name: Uint8Array, jurisdiction?: string): string;

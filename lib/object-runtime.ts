@@ -11,7 +11,7 @@
 // released to its caller only when every write issued before it is durable (the output
 // gate, see commits.ts).
 import { AlarmRuns, type AlarmLimits } from "./alarm-runs.js";
-import { Commits } from "./commits.js";
+import { Commits, ObjectSyncs } from "./commits.js";
 import { ABORTED, BLOCK_CONCURRENCY_TIMEOUT, OVERLOADED_QUEUE, callerError, runtimeError } from "./errors.js";
 import { valueEncoder, type StoredErrorFormat } from "./kv-codec.js";
 import { DurableObjectNamespace, type DurableObjectId } from "./namespace.js";
@@ -81,6 +81,8 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
   handle: number;
   readonly mailbox: number;
   commits: Commits;
+  /** The fsyncs of the object's database, shared by the Commits of its instances. */
+  readonly syncs: ObjectSyncs;
   storage: DurableObjectStorage;
   readonly #id: DurableObjectId;
   readonly #Class: ObjectClass;
@@ -128,7 +130,8 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
     this.#env = env;
     this.#limits = limits;
     this.mailbox = native.mailboxOpen(limits.maxQueuedEvents);
-    this.commits = new Commits(handle, (error) => this.reset(error));
+    this.syncs = new ObjectSyncs(handle);
+    this.commits = new Commits(this.syncs, (error) => this.reset(error));
     this.storage = new DurableObjectStorage(handle, this.commits, this);
     this.sockets = new ObjectSockets(sockets.record, { whenDurable: () => this.commits.whenDurable() }, sockets.register);
   }
@@ -174,7 +177,6 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
       return [ws, data];
     }).finally(started);
   }
-
 
   webSocketClose(socket: number, code: number, reason: string, clean: boolean): void {
     this.#socketEvent(socket, "webSocketClose", (ws) => {
@@ -506,7 +508,8 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
     // instead of writing into the new instance's turns. The new instance gets its own.
     if (!this.#shut) {
       this.handle = native.storageRekey(this.handle);
-      this.commits = new Commits(this.handle, (error) => this.reset(error));
+      this.syncs.handle = this.handle;
+      this.commits = new Commits(this.syncs, (error) => this.reset(error));
       this.storage = new DurableObjectStorage(this.handle, this.commits, this);
     }
     const running = [...this.#running];

@@ -10,7 +10,7 @@ use super::errors::{throw, OrThrow};
 use super::output::deliver;
 use super::wire::{self, put_bytes, RowWriter};
 use crate::engine::storage::{
-    CommitOutcome, CursorState, Durability, KeyRange, ListOptions, Location, ObjectStore, StorageError,
+    CommitOutcome, CursorState, Durability, KeyRange, ListOptions, Location, ObjectStore, StorageError, SyncStart,
 };
 
 thread_local! {
@@ -357,17 +357,33 @@ pub fn savepoint_end(env: Env, handle: u32, commit: bool) -> napi::Result<()> {
 /// Commits the turn's writes: 0 nothing was pending, 1 committed and durable, 2 committed
 /// and waiting for `syncObject()`.
 #[napi]
-pub fn commit(env: Env, handle: u32) -> napi::Result<u32> {
+pub fn commit(env: Env, handle: u32) -> napi::Result<f64> {
     let outcome = with_store(|s| match s.database(handle, false)? {
         None => Ok(CommitOutcome::Nothing),
         Some(db) => db.commit(),
     })
     .or_throw(&env)?;
+    // One number, as this runs once per turn: 0 nothing was written; n > 0 commit n, which
+    // needs a sync; -n commit n, durable already.
     Ok(match outcome {
-        CommitOutcome::Nothing => 0,
-        CommitOutcome::Durable => 1,
-        CommitOutcome::NeedsSync => 2,
+        CommitOutcome::Nothing => 0.0,
+        CommitOutcome::Durable(n) => -(n as f64),
+        CommitOutcome::NeedsSync(n) => n as f64,
     })
+}
+
+/// The object's commit numbers: [made so far, durable so far]. They belong to its
+/// database, so a reset instance's successor goes on where it stopped.
+#[napi(ts_return_type = "[committed: number, durable: number]")]
+pub fn commit_position(env: Env, handle: u32) -> napi::Result<Vec<f64>> {
+    let (committed, durable) = with_store(|s| s.commit_position(handle)).or_throw(&env)?;
+    Ok(vec![committed as f64, durable as f64])
+}
+
+/// Syncs completed in this process (a test hook; see durability.rs).
+#[napi]
+pub fn syncs_completed() -> f64 {
+    crate::engine::storage::syncs_completed() as f64
 }
 
 #[napi]
@@ -379,27 +395,31 @@ pub fn rollback(handle: u32) {
     });
 }
 
-/// Makes every commit of the object so far durable, on this thread. Used when this is
-/// the only sync to do: handing it to a pool thread and back costs two cross-CPU wake-ups,
-/// which on a virtual machine can cost as much as the fsync itself.
+/// Makes every commit of the object so far durable, on this thread; returns how many of
+/// its commits are durable, or -1 when a sync of it runs already (wait for that one). Used
+/// when this is the only sync to do: handing it to a pool thread and back costs two
+/// cross-CPU wake-ups, which on a virtual machine can cost as much as the fsync itself.
 #[napi]
-pub fn sync_object_now(env: Env, handle: u32) -> napi::Result<()> {
-    let target = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
-    match target {
-        None => Ok(()),
-        Some(t) => t.run().map_err(|e| StorageError::error(format!("fsync failed: {e}"))).or_throw(&env),
+pub fn sync_object_now(env: Env, handle: u32) -> napi::Result<f64> {
+    let (start, target) = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
+    match (start, target) {
+        (SyncStart::Running, _) => Ok(-1.0),
+        (_, Some(target)) => target.run().map(|n| n as f64).map_err(StorageError::error).or_throw(&env),
+        (_, None) => with_store(|s| s.commit_position(handle)).map(|(_, durable)| durable as f64).or_throw(&env),
     }
 }
 
 /// Starts making every commit of the object so far durable on the fsync pool (see
-/// sync_pool.rs); the callback given to `syncInit` reports the end. False when there was
-/// nothing to sync (no callback follows).
+/// sync_pool.rs). 0: every commit is durable already; 1: started, and the callback given
+/// to `syncInit` reports its end with `token`; 2: a sync of the object runs already (its
+/// starter hears when it ends).
 #[napi]
-pub fn sync_start(env: Env, handle: u32) -> napi::Result<bool> {
-    let target = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
-    match target {
-        None => Ok(false),
-        Some(target) => super::sync_pool::submit(&env, handle, target).map(|()| true),
+pub fn sync_start(env: Env, handle: u32, token: u32) -> napi::Result<u32> {
+    let (start, target) = with_store(|s| s.take_sync_target(handle)).or_throw(&env)?;
+    match (start, target) {
+        (SyncStart::Started, Some(target)) => super::sync_pool::submit(&env, token, target).map(|()| 1),
+        (SyncStart::Running, _) => Ok(2),
+        _ => Ok(0),
     }
 }
 

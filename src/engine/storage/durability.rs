@@ -9,8 +9,11 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
+use super::commit_watermark::CommitWatermark;
 use super::group_sync::Ticket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +35,11 @@ impl Durability {
 }
 
 /// What to fsync so that everything committed so far on one object is on disk.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SyncTarget {
+    /// The database's commit numbers: the sync that ends marks the commits it covers
+    /// durable there, on whichever thread ran it.
+    pub watermark: Arc<Mutex<CommitWatermark>>,
     /// The open database's WAL (None when the database was closed, which checkpoints and
     /// syncs it). Kept open by the database, so a sync costs no open/close.
     pub wal: Option<Arc<File>>,
@@ -59,8 +65,21 @@ pub struct NewFiles {
 }
 
 impl SyncTarget {
-    /// Blocking; call it off the JavaScript thread.
-    pub fn run(&self) -> io::Result<()> {
+    /// Blocking; call it off the JavaScript thread. Returns how many of the database's
+    /// commits are durable now.
+    pub fn run(self) -> Result<u64, String> {
+        let result = self.sync().map_err(|e| e.to_string());
+        if result.is_ok() {
+            SYNCS_COMPLETED.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut watermark = self.watermark.lock().unwrap_or_else(|p| p.into_inner());
+        watermark.finish_sync(result).map_err(|e| e.to_string())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        if let Some(delay) = test_delay() {
+            std::thread::sleep(delay);
+        }
         // The database may have been closed meanwhile: to make room (the WAL stays, and
         // this handle still reaches it), or for good (SQLite checkpointed, synced and
         // unlinked the WAL; syncing the unlinked file is then harmless).
@@ -77,4 +96,19 @@ impl SyncTarget {
         }
         Ok(())
     }
+}
+
+/// Syncs that completed in this process (a test hook: tests check that an output never
+/// leaves before the sync that covers its writes).
+static SYNCS_COMPLETED: AtomicU64 = AtomicU64::new(0);
+
+pub fn syncs_completed() -> u64 {
+    SYNCS_COMPLETED.load(Ordering::Relaxed)
+}
+
+/// OPEN_DO_TEST_FSYNC_DELAY_MS (tests only): each sync waits this long first, so that
+/// tests can order events around a sync in flight.
+fn test_delay() -> Option<Duration> {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    *DELAY.get_or_init(|| std::env::var("OPEN_DO_TEST_FSYNC_DELAY_MS").ok()?.parse().ok().map(Duration::from_millis))
 }

@@ -8,6 +8,7 @@ pub mod alarm_index;
 mod alarm_metadata;
 pub mod authorizer;
 mod closer;
+pub mod commit_watermark;
 mod connection;
 pub mod durability;
 pub mod error;
@@ -26,7 +27,8 @@ pub mod statement_timer;
 pub mod sync_pool;
 
 pub use authorizer::sqlite_error_message;
-pub use durability::{Durability, SyncTarget};
+pub use commit_watermark::SyncStart;
+pub use durability::{syncs_completed, Durability, SyncTarget};
 pub use error::{ErrorKind, Result, StorageError};
 pub use key_range::{KeyRange, ListOptions};
 pub use location::Location;

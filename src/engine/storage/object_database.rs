@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -18,6 +18,7 @@ use rusqlite::{Connection, ToSql};
 use slab::Slab;
 
 use super::alarm_metadata;
+use super::commit_watermark::{CommitWatermark, SyncStart};
 use super::local_bookmark;
 use super::authorizer::{self, AuthorizerState, Denial, TRANSACTION_STATEMENT_MESSAGE};
 use super::durability::{Durability, NewFiles, SyncTarget};
@@ -56,10 +57,10 @@ pub struct CursorState {
 pub enum CommitOutcome {
     /// No transaction was open.
     Nothing,
-    /// Committed, and as durable as the object's durability asks.
-    Durable,
-    /// Committed; outputs that depend on it wait for `sync_target()` to be run.
-    NeedsSync,
+    /// Commit number n, as durable as the object's durability asks.
+    Durable(u64),
+    /// Commit number n; outputs that depend on it wait for a sync (`take_sync_target()`).
+    NeedsSync(u64),
 }
 
 /// A turn whose writes SQLite rolled back when the time limit interrupted one of them.
@@ -85,8 +86,8 @@ pub struct ObjectDatabase {
     pub(super) db: Option<OpenDatabase>,
     /// Known not to exist on disk: reads answer "nothing" without touching the file system.
     pub(super) known_missing: bool,
-    /// A commit happened that no sync has covered yet.
-    unsynced: bool,
+    /// Commit numbers and how far they are durable (shared with the sync that runs).
+    watermark: Arc<Mutex<CommitWatermark>>,
     /// The file was created since the last sync.
     new_file: bool,
     /// The alarm index got a row for this object since the last sync: sync it too.
@@ -148,7 +149,7 @@ impl ObjectDatabase {
             sql_texts: Slab::new(),
             db: None,
             known_missing: false,
-            unsynced: false,
+            watermark: Arc::default(),
             new_file: false,
             alarm_index: None,
             new_file_directories: Vec::new(),
@@ -168,7 +169,16 @@ impl ObjectDatabase {
     /// WAL frames unsynced, and the next sync would find no WAL to sync and report them
     /// durable).
     pub fn is_busy(&self) -> bool {
-        self.unsynced || self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
+        self.watermark().is_busy() || self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
+    }
+
+    fn watermark(&self) -> MutexGuard<'_, CommitWatermark> {
+        self.watermark.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits made so far and how many of them are durable.
+    pub fn commit_position(&self) -> (u64, u64) {
+        self.watermark().position()
     }
 
     /// A cursor is still reading: closing the file would end it (see `close_for_now`), so
@@ -659,7 +669,7 @@ impl ObjectDatabase {
         Ok(())
     }
 
-    /// Commits the turn's implicit transaction.
+    /// Commits the turn's implicit transaction: whether it wrote, and its number if so.
     pub fn commit(&mut self) -> Result<CommitOutcome> {
         let durability = self.durability;
         let on_disk = self.path.is_some();
@@ -676,12 +686,9 @@ impl ObjectDatabase {
             return Err(e);
         }
         db.in_txn = false;
-        if durability == Durability::Full && on_disk {
-            self.unsynced = true;
-            Ok(CommitOutcome::NeedsSync)
-        } else {
-            Ok(CommitOutcome::Durable)
-        }
+        let needs_sync = durability == Durability::Full && on_disk;
+        let number = self.watermark().committed(!needs_sync);
+        Ok(if needs_sync { CommitOutcome::NeedsSync(number) } else { CommitOutcome::Durable(number) })
     }
 
     /// Throws away the turn's uncommitted writes (the object is being reset).
@@ -692,13 +699,22 @@ impl ObjectDatabase {
         }
     }
 
-    /// What to fsync to make every commit so far durable; None when nothing is pending.
-    pub fn take_sync_target(&mut self) -> Result<Option<SyncTarget>> {
-        if !self.unsynced {
-            return Ok(None);
+    /// Starts a sync of every commit so far: what to fsync, unless every commit is durable
+    /// already or a sync runs (see [`SyncStart`]).
+    pub fn take_sync_target(&mut self) -> Result<(SyncStart, Option<SyncTarget>)> {
+        let start = self.watermark().start_sync()?;
+        if start != SyncStart::Started {
+            return Ok((start, None));
         }
-        self.unsynced = false;
-        let Some(path) = self.path.as_ref() else { return Ok(None) };
+        let target = self.sync_target();
+        if target.is_err() {
+            let _ = self.watermark().finish_sync(Err("cannot open the WAL".into()));
+        }
+        Ok((start, Some(target?)))
+    }
+
+    fn sync_target(&mut self) -> Result<SyncTarget> {
+        let path = self.path.as_ref().expect("only files need syncs");
         let directories = std::mem::take(&mut self.new_file_directories);
         let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
         // A database closed for good was checkpointed and synced by SQLite, and one closed
@@ -716,7 +732,7 @@ impl ObjectDatabase {
                 }
             }),
         };
-        Ok(Some(SyncTarget { wal, new_files, alarm_index: self.alarm_index.take() }))
+        Ok(SyncTarget { watermark: self.watermark.clone(), wal, new_files, alarm_index: self.alarm_index.take() })
     }
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use super::alarm_index::{AlarmIndex, IndexedAlarm};
 use super::closer::Closer;
 use super::group_sync::{GroupSync, SyncSubject};
+use super::commit_watermark::SyncStart;
 use super::durability::{Durability, SyncTarget};
 use super::error::{Result, StorageError};
 use super::folder_lock::FolderLock;
@@ -388,9 +389,14 @@ impl ObjectStore {
 
     /// What to fsync for the commits made so far. Works with a voided handle too: the
     /// commits of a reset instance still reach the disk.
-    pub fn take_sync_target(&mut self, handle: Handle) -> Result<Option<SyncTarget>> {
-        let slot = (handle & SLOT_MASK) as Slot;
-        let Some(obj) = self.objects.get_mut(slot) else { return Ok(None) };
+    /// The object's commit numbers: made so far, and durable so far.
+    pub fn commit_position(&self, handle: Handle) -> Result<(u64, u64)> {
+        Ok(self.objects[self.slot(handle)?].commit_position())
+    }
+
+    pub fn take_sync_target(&mut self, handle: Handle) -> Result<(SyncStart, Option<SyncTarget>)> {
+        let slot = self.slot(handle)?;
+        let obj = &mut self.objects[slot];
         if obj.created_file() {
             // The new file's name, and its WAL's (both exist by now), must reach the disk
             // too: a ticket on each folder's shared sync, taken after they were created.

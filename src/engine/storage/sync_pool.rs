@@ -7,13 +7,13 @@
 //! start on demand, up to `max_threads`, and park when there is nothing to do.
 
 use std::collections::VecDeque;
-use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::durability::SyncTarget;
 
-/// Called on a pool thread when a job is done: its token and how the fsync went.
-pub type Completion = Box<dyn Fn(u32, io::Result<()>) + Send + Sync>;
+/// Called on a pool thread when a job is done: its token, and how many of its database's
+/// commits are durable now (or why the fsync failed).
+pub type Completion = Box<dyn Fn(u32, Result<u64, String>) + Send + Sync>;
 
 pub struct SyncPool {
     shared: Arc<Shared>,
@@ -78,6 +78,7 @@ fn work(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::storage::commit_watermark::CommitWatermark;
     use std::sync::mpsc;
 
     #[test]
@@ -86,7 +87,10 @@ mod tests {
         let tx = Mutex::new(tx);
         let pool = SyncPool::new(4, Box::new(move |token, result| tx.lock().unwrap().send((token, result.is_ok())).unwrap()));
         for token in 0..100 {
-            pool.submit(token, SyncTarget { wal: None, new_files: None, alarm_index: None });
+            let watermark = Arc::new(Mutex::new(CommitWatermark::default()));
+            watermark.lock().unwrap().committed(false);
+            watermark.lock().unwrap().start_sync().unwrap();
+            pool.submit(token, SyncTarget { watermark, wal: None, new_files: None, alarm_index: None });
         }
         let mut seen: Vec<u32> = (0..100).map(|_| rx.recv().unwrap()).map(|(t, ok)| if ok { t } else { u32::MAX }).collect();
         seen.sort();
