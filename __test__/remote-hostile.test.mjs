@@ -210,12 +210,12 @@ test("a WebSocket RPC message over 32 MiB is refused with 1009; the host carries
   }
 });
 
-test("a session holding more than 10,000 unreleased calls is ended with an error its client sees", async () => {
+test("a session holding more than 100,000 unreleased calls is ended with an error its client sees", async () => {
   const host = await startHost();
   try {
     // Pushes never pulled nor released: each kept a call and its result (~1 KB) forever.
     const push = JSON.stringify(["push", ["pipeline", 0, ["namespace"], ["Echo"]]]);
-    const frames = Array.from({ length: 11 }, () => Array(1000).fill(push).join("\n"));
+    const frames = Array.from({ length: 101 }, () => Array(1000).fill(push).join("\n"));
     const ws = new WebSocket(host.rpcUrl.replace(/^http/, "ws") + "?frames=batched");
     await new Promise((resolve) => ws.addEventListener("open", resolve));
     const received = [];
@@ -224,31 +224,31 @@ test("a session holding more than 10,000 unreleased calls is ended with an error
     for (const frame of frames) ws.send(frame);
     // Then one call, pulled: a session still open answers it.
     const answered = new Promise((resolve) => ws.addEventListener("message", (e) => String(e.data).includes('"resolve"') && resolve("answered")));
-    ws.send([push, JSON.stringify(["pull", 11_001])].join("\n"));
+    ws.send([push, JSON.stringify(["pull", 101_001])].join("\n"));
     const ending = await Promise.race([closed, answered]);
-    assert.notEqual(ending, "answered", "the session was still open after 11,000 pushes");
+    assert.notEqual(ending, "answered", "the session was still open after 101,000 pushes");
     const { code, reason } = ending;
     assert.equal(code, 3000, "Cap'n Web's abort");
-    assert.match(reason, /^RPC session ended: it held more than 10000 calls/);
+    assert.match(reason, /^RPC session ended: it held more than 100000 calls/);
     const abort = received.map((m) => JSON.parse(m)).find((m) => m[0] === "abort");
     assert.match(abort?.[1]?.[2] ?? "", /A client must pull \(await\) and release \(dispose\) what it pushes\./);
     await host.assertServing("after a flood of pushes");
 
-    const batch = await fetch(host.rpcUrl, { method: "POST", body: Array(10_100).fill(push).join("\n") });
+    const batch = await fetch(host.rpcUrl, { method: "POST", body: Array(100_100).fill(push).join("\n") });
     assert.equal(batch.status, 400);
-    assert.match(await batch.text(), /^Bad RPC batch: RPC session ended: it held more than 10000 calls/);
-    await host.assertServing("after a batch of 10,100 pushes");
+    assert.match(await batch.text(), /^Bad RPC batch: RPC session ended: it held more than 100000 calls/);
+    await host.assertServing("after a batch of 100,100 pushes");
   } finally {
     await host.close();
   }
 });
 
-test("one message passing 20,000 stubs is refused before it is read: the bound holds within a message", async () => {
+test("one message passing 200,000 stubs is refused before it is read: the bound holds within a message", async () => {
   const host = await startHost();
   try {
     // Each ["export",-n] makes a table entry; the bound was checked every 16 messages, after
     // the fact, so one 29 MB message of them grew the host by 2 GB.
-    const exports = Array.from({ length: 20_000 }, (_, i) => ["export", -(i + 1)]);
+    const exports = Array.from({ length: 200_000 }, (_, i) => ["export", -(i + 1)]);
     const push = JSON.stringify(["push", ["pipeline", 0, ["namespace"], [["Echo", ...exports]]]]);
     const ws = new WebSocket(host.rpcUrl.replace(/^http/, "ws"));
     await new Promise((resolve) => ws.addEventListener("open", resolve));
@@ -256,7 +256,7 @@ test("one message passing 20,000 stubs is refused before it is read: the bound h
     ws.send(push);
     const { code, reason } = await closed;
     assert.equal(code, 3000, "Cap'n Web's abort");
-    assert.match(reason, /^RPC session ended: it held more than 10000 calls/);
+    assert.match(reason, /^RPC session ended: it held more than 100000 calls/);
     await host.assertServing("after a message full of stubs");
   } finally {
     await host.close();

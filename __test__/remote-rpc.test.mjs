@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { RpcTarget as ClientTarget } from "capnweb";
 import { connect } from "@redwoodjs/open-do/client";
 import { DurableObject, Registry, RpcTarget } from "../index.js";
+import { startHost } from "./helpers/rpc-host.mjs";
 
 class Box extends RpcTarget {
   #value;
@@ -142,5 +143,26 @@ test("RpcTargets and functions a remote client passes are called back in the cli
   } finally {
     connection.close();
     await registry.close();
+  }
+});
+
+test("a long-lived connection makes any number of one-round-trip calls: stubs the program dropped are released", async () => {
+  // The host runs in another process, as a real one does: here the garbage collector sees
+  // only the client's objects.
+  const host = await startHost();
+  const connection = connect(host.url);
+  try {
+    const ns = connection.namespace("Echo");
+    // The client keeps the stub of each ns.getByName(x).hello() until it is collected; the
+    // server used to end a session at 10,000 such entries (the README's own pattern).
+    for (let i = 0; i < 15_000; i++) assert.equal(await ns.getByName(`n${i % 10}`).hello(i), `hi ${i}`);
+    // A stub the program keeps goes on working.
+    const kept = ns.getByName("kept");
+    assert.equal(await kept.hello("again"), "hi again");
+    for (let i = 0; i < 5_000; i++) await connection.namespace("Echo").getByName("n").hello(i);
+    assert.equal(await kept.hello("still"), "hi still");
+  } finally {
+    connection.close();
+    await host.close();
   }
 });

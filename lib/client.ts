@@ -99,6 +99,40 @@ export class ConnectionRefusedError extends Error {
   }
 }
 
+/**
+ * Every stub the client hands out holds an entry in the server's session until it is
+ * disposed, and the one-round-trip call `ns.getByName(x).method()` leaves its stub to the
+ * garbage collector: without this, a long-lived connection making such calls would fill
+ * the server's tables (10,000 entries) and be ended. So a stub the program can no longer
+ * reach is disposed once collected; `using` (or [Symbol.dispose]()) still frees it at once.
+ */
+const unreachable = new FinalizationRegistry<Disposable>((stub) => {
+  try {
+    stub[Symbol.dispose]();
+  } catch {
+    // The connection is gone, and the server's session with it.
+  }
+});
+
+/** `stub` behind a handle of its own, disposed once the program drops the handle. */
+function collectable<T extends object>(stub: T): T {
+  const handle = new Proxy(stub, {});
+  unreachable.register(handle, stub as unknown as Disposable);
+  return handle;
+}
+
+/** The server's namespace stub `ns`, whose stubs (and itself) go when unreachable. */
+function remoteNamespace<T>(ns: any): RemoteNamespace<T> {
+  const namespace: RemoteNamespace<T> = {
+    getByName: (name) => collectable(ns.getByName(name)),
+    get: (id) => collectable(ns.get(id)),
+    idFromName: (name) => ns.idFromName(name),
+    newUniqueId: () => ns.newUniqueId(),
+  };
+  unreachable.register(namespace, ns);
+  return namespace;
+}
+
 /** Connects to a registry.listen() server: `url` is its address (http(s) or ws(s)). */
 export function connect(url: string | URL, options: ConnectOptions = {}): Connection {
   const target = new URL(url);
@@ -115,7 +149,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Connec
   const session = new RpcSession(transport);
   const main = session.getRemoteMain() as any;
   return {
-    namespace: (className) => main.namespace(className),
+    namespace: (className) => remoteNamespace(main.namespace(className)),
     close: () => main[Symbol.dispose]?.(),
   };
 }

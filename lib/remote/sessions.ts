@@ -16,8 +16,14 @@ import { RpcSession, type RpcTransport } from "capnweb";
 import { Response } from "../response.js";
 import { failWaitsOnPeer } from "./capnweb-internals.js";
 
-/** Entries (calls, results, stubs) a session's import and export tables may hold. */
-export const MAX_OUTSTANDING = 10_000;
+/**
+ * Entries (calls, results, stubs) a session's import and export tables may hold: ~1 KB
+ * each, so ~100 MB at most. Generous, because a client that calls through a stub it never
+ * disposes (the one-round-trip `ns.getByName(x).method()`) leaves one entry per call until
+ * its garbage collector frees the stub (see client.ts), and a long-lived connection may
+ * make many such calls between collections.
+ */
+export const MAX_OUTSTANDING = 100_000;
 /** Cloudflare's limit on one RPC message (MAX_JS_RPC_MESSAGE_SIZE, 32 MiB). */
 export const MAX_RPC_BODY_BYTES = 32 * 1024 * 1024;
 /** What waits on an HTTP batch client fails with, once its batch is read. */
