@@ -227,14 +227,17 @@ export class Commits {
 export class ObjectSyncs {
   /** The object's current storage handle (a reset gives it a new one). */
   handle: number;
-  /** A pool sync started by us runs. */
-  running = false;
   #waiting = new Set<Commits>();
   #startedAt = 0;
   readonly #token = nextSyncToken();
 
   constructor(handle: number) {
     this.handle = handle;
+  }
+
+  /** A sync we started runs (the pool has not reported its end). */
+  get running(): boolean {
+    return inFlight.has(this.#token);
   }
 
   /**
@@ -246,9 +249,8 @@ export class ObjectSyncs {
       ensurePool();
       const started = native.syncStart(this.handle, this.#token);
       if (started === 0) return false;
-      // 2 (another sync of this database runs) cannot happen: only we start them.
+      // 2: a sync of this database runs that we did not start (cannot happen: only we do).
       if (started !== 1) throw new Error("open-do: a sync of this object's database is running that no instance started");
-      this.running = true;
       this.#startedAt = performance.now();
       inFlight.set(this.#token, this);
       syncStarted();
@@ -260,7 +262,6 @@ export class ObjectSyncs {
   /** The pool's report (see syncDone). */
   finished(durable: number, error: string | null): void {
     observeFsync(performance.now() - this.#startedAt);
-    this.running = false;
     const waiting = [...this.#waiting];
     this.#waiting.clear();
     for (const commits of waiting) commits.synced(durable, error);
