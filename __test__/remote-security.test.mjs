@@ -145,7 +145,7 @@ test("rpc.origins lets listed pages call, with CORS naming that origin (never *)
   }
 });
 
-test("the client sends its token in a header, not in the URL; clients of earlier versions (?token=) still connect", async () => {
+test("the client sends its token in a header, not in the URL; clients of earlier versions (?token=) still connect, and the server logs once that they should not", async () => {
   // What connect() sends, seen by a bare server.
   const seen = await new Promise((resolve) => {
     const bare = http.createServer();
@@ -167,12 +167,25 @@ test("the client sends its token in a header, not in the URL; clients of earlier
     const connection = connect(server.url, { token: "s3cret" });
     assert.equal(await connection.namespace("Counter").getByName("a").increment(), 1);
     connection.close();
-    const old = new WebSocket(`${server.url.replace("http", "ws")}/.open-do/rpc?token=s3cret&frames=batched`);
-    await new Promise((resolve, reject) => {
-      old.addEventListener("open", resolve);
-      old.addEventListener("error", reject);
-    });
-    old.close();
+    // An old client still connects, and the server says once (not per connection) why it should not.
+    const logged = [];
+    const original = console.error;
+    console.error = (...args) => logged.push(args.map(String).join(" "));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const old = new WebSocket(`${server.url.replace("http", "ws")}/.open-do/rpc?token=s3cret&frames=batched`);
+        await new Promise((resolve, reject) => {
+          old.addEventListener("open", resolve);
+          old.addEventListener("error", reject);
+        });
+        old.close();
+      }
+    } finally {
+      console.error = original;
+    }
+    assert.equal(logged.length, 1, logged.join("\n"));
+    assert.match(logged[0], /token in the URL \(\?token=\)/);
+    assert.doesNotMatch(logged[0], /s3cret/, "the log does not keep the token either");
     const wrong = await post(server.port, "/.open-do/rpc", { host: `127.0.0.1:${server.port}`, authorization: "Bearer s3cre" }, "[]");
     assert.equal(wrong.status, 401);
     // A token lets a loopback server answer other host names (a reverse proxy's).

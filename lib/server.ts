@@ -120,7 +120,7 @@ export class Server {
     this.hostname = hostname;
     this.port = bound;
     const self: RpcServer = { address: hostname, port: bound };
-    this.#rpc = (request, websocket) => (endpoint === undefined ? undefined : rpcResponse(request, endpoint.lookup, endpoint.rpc, self, websocket));
+    this.#rpc = (request, websocket) => (endpoint === undefined ? undefined : rpcResponse(request, endpoint.lookup, endpoint.rpc, self, websocket, this.#log));
     const listener: NetListener = {
       request: (request, method, target, headers, body, websocket) => this.#request(request, method, target, headers, body, websocket),
       closed: () => this.#onClosed(),

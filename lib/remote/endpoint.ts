@@ -27,6 +27,7 @@ import { BATCHED_FRAMES, BATCHED_FRAMES_VALUE, BatchedTransport } from "./batche
 import { exposeStub } from "./bridge.js";
 import { batchResponse, Peer, startSession } from "./sessions.js";
 import { TOKEN_PROTOCOL_PREFIX, WEBSOCKET_PROTOCOL } from "../client.js";
+import type { LimitedLog } from "../log.js";
 
 /** Where registry.listen() serves Cap'n Web (the client's constant: one definition). */
 export { RPC_PATH } from "../client.js";
@@ -172,7 +173,7 @@ function sameToken(given: string | undefined, expected: string): boolean {
  * of earlier versions only, `?token=` in the URL — still accepted so that they keep
  * working, not recommended.
  */
-function tokenOf(request: Request, url: URL): string | undefined {
+function tokenOf(request: Request, url: URL, log: LimitedLog): string | undefined {
   // The scheme's name is case-insensitive (RFC 9110 §11.1).
   const bearer = /^bearer +(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
   if (bearer !== undefined) return bearer;
@@ -180,7 +181,11 @@ function tokenOf(request: Request, url: URL): string | undefined {
     const entry = protocol.trim();
     if (entry.startsWith(TOKEN_PROTOCOL_PREFIX)) return Buffer.from(entry.slice(TOKEN_PROTOCOL_PREFIX.length), "base64url").toString();
   }
-  return url.searchParams.get("token") ?? undefined;
+  const inUrl = url.searchParams.get("token") ?? undefined;
+  if (inUrl !== undefined) {
+    log.write("rpc-token-in-url", () => "open-do: an RPC client sent its token in the URL (?token=), where access logs and histories keep it; clients of this version send it in a header (connect(url, { token })).");
+  }
+  return inUrl;
 }
 
 /** `origin` in the form browsers send (lowercase, default port left out); undefined if it is none. */
@@ -233,6 +238,8 @@ export async function rpcResponse(
   server: RpcServer,
   /** The server found a valid WebSocket handshake (the Upgrade header alone is no proof). */
   websocket: boolean,
+  /** The server's log, limited per kind of line. */
+  log: LimitedLog,
 ): Promise<globalThis.Response> {
   const url = new URL(request.url);
   const host = request.headers.get("host");
@@ -259,7 +266,7 @@ export async function rpcResponse(
       });
     }
   }
-  if (options.token !== undefined && !sameToken(tokenOf(request, url), options.token)) {
+  if (options.token !== undefined && !sameToken(tokenOf(request, url, log), options.token)) {
     return text("A valid token is required for RPC.", 401, cors);
   }
   const peer = new Peer(websocket);

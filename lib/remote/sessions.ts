@@ -29,8 +29,6 @@ export const MAX_RPC_BODY_BYTES = 32 * 1024 * 1024;
 /** What waits on an HTTP batch client fails with, once its batch is read. */
 export const BATCH_CLIENT_GONE =
   "An HTTP batch client cannot answer the server: it reads the answers only once its batch is over. Use a WebSocket session (connect()) for callbacks and promise arguments.";
-/** The tables are counted every this many messages: counting walks them. */
-const COUNT_EVERY = 16;
 
 /**
  * A session's client, as objects' calls back to it see it. What they wait for from it fails
@@ -112,8 +110,12 @@ class BoundedTransport implements RpcTransport {
   readonly #inner: RpcTransport;
   readonly #peer: Peer;
   #session: RpcSession | undefined;
-  #received = 0;
-  /** The tables' size when last counted, and the entries messages may have added since. */
+  /**
+   * The tables' size when last counted, and the entries messages may have added since:
+   * their sum never under-estimates the tables, so they are counted (a walk over every
+   * entry, which Cap'n Web's getStats() is) only when the sum passes the bound. A session
+   * well inside its bound is never walked; one near it, every few messages.
+   */
   #counted = 0;
   #since = 0;
 
@@ -142,10 +144,10 @@ class BoundedTransport implements RpcTransport {
     // against the bound now, not after the fact.
     const adds = possibleEntries(message);
     this.#since += adds;
-    if (this.#session !== undefined && (++this.#received % COUNT_EVERY === 0 || this.#counted + this.#since > MAX_OUTSTANDING)) {
+    if (this.#session !== undefined && this.#counted + this.#since > MAX_OUTSTANDING) {
       const { imports, exports } = this.#session.getStats();
       this.#counted = imports + exports;
-      this.#since = 0;
+      this.#since = adds;
       if (this.#counted + adds > MAX_OUTSTANDING) {
         // Thrown from the session's read loop: it sends this to the client and ends.
         throw new RangeError(
