@@ -327,6 +327,42 @@ test("calls an object makes through its env wait for its writes; a failed commit
   await registry.close();
 });
 
+test("a sync that could not start (no descriptor left, say) is retried by the next instance's first output, even one that only reads", async () => {
+  const { native } = await import("../dist/native.js");
+  class Counter extends DurableObject {
+    write(value) {
+      this.ctx.storage.kv.put("n", value);
+      return "ok";
+    }
+    read() {
+      return this.ctx.storage.kv.get("n");
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = await registry.get("c", Counter);
+  assert.equal(await stub.write(1), "ok");
+  // The commit of write(2) is made, but no sync of it can start (as when opening the WAL
+  // to fsync it fails): the object is reset, and commit 2 is still not durable.
+  const { syncObjectNow, syncStart } = native;
+  const failing = () => {
+    throw new Error("cannot open the WAL: Too many open files (os error 24)");
+  };
+  native.syncObjectNow = failing;
+  native.syncStart = failing;
+  try {
+    await assert.rejects(stub.write(2), /cannot open the WAL/);
+  } finally {
+    native.syncObjectNow = syncObjectNow;
+    native.syncStart = syncStart;
+  }
+  // The new instance reads commit 2's value: its result must wait for commit 2 to be
+  // durable, and something must sync it (before, nothing did, and the call never ended).
+  const read = stub.read();
+  const outcome = await Promise.race([read, new Promise((resolve) => setTimeout(() => resolve("still waiting after 5 s"), 5_000))]);
+  assert.equal(outcome, 2);
+  await registry.close();
+});
+
 test("allowUnconfirmed writes do not hold outputs; sync() still waits for them; a failure still resets the object", async () => {
   const { native } = await import("../dist/native.js");
   let instances = 0;

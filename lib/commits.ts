@@ -80,6 +80,11 @@ export class Commits {
     const pending = all ? this.dirty : this.gating;
     const target = pending ? this.committed + 1 : all ? this.committed : this.gated;
     if (this.durable >= target) return undefined;
+    // Commits already made that no sync covers — a reset predecessor's, whose sync could
+    // not start — are synced now; else nothing would ever release this wait.
+    if (target <= this.committed && !this.syncing && !this.syncs.running) this.sync();
+    if (this.broken !== undefined) return Promise.reject(this.broken);
+    if (this.durable >= target) return undefined;
     return new Promise((resolve, reject) => this.waiters.push({ commit: target, resolve, reject }));
   }
 

@@ -181,6 +181,10 @@ impl ObjectDatabase {
         self.watermark().position()
     }
 
+    fn commit_taken(&self) -> u64 {
+        self.watermark().taken()
+    }
+
     /// A cursor is still reading: closing the file would end it (see `close_for_now`), so
     /// files without one are closed first.
     pub fn has_cursors(&self) -> bool {
@@ -702,25 +706,26 @@ impl ObjectDatabase {
     /// Starts a sync of every commit so far: what to fsync, unless every commit is durable
     /// already or a sync runs (see [`SyncStart`]).
     pub fn take_sync_target(&mut self) -> Result<(SyncStart, Option<SyncTarget>)> {
+        let taken_before = self.commit_taken();
         let start = self.watermark().start_sync()?;
         if start != SyncStart::Started {
             return Ok((start, None));
         }
         let target = self.sync_target();
         if target.is_err() {
-            let _ = self.watermark().finish_sync(Err("cannot open the WAL".into()));
+            // Opening the WAL failed before anything was synced: the commits wait for the
+            // next sync (the caller's error says why this one could not run).
+            self.watermark().abandon_sync(taken_before);
         }
         Ok((start, Some(target?)))
     }
 
     fn sync_target(&mut self) -> Result<SyncTarget> {
         let path = self.path.as_ref().expect("only files need syncs");
-        let directories = std::mem::take(&mut self.new_file_directories);
-        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
         // A database closed for good was checkpointed and synced by SQLite, and one closed
         // to make room (without a checkpoint) never has unsynced commits (`is_busy`): only
-        // new directory
-        // entries may still need a sync.
+        // new directory entries may still need a sync. The WAL is opened before anything
+        // else is taken, so that if it cannot be, the next sync still finds all of it.
         let wal = match self.db.as_mut() {
             None => None,
             Some(db) => Some(match &db.wal {
@@ -732,6 +737,8 @@ impl ObjectDatabase {
                 }
             }),
         };
+        let directories = std::mem::take(&mut self.new_file_directories);
+        let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
         Ok(SyncTarget { watermark: self.watermark.clone(), wal, new_files, alarm_index: self.alarm_index.take() })
     }
 }
