@@ -45,6 +45,8 @@ export class Commits {
   broken: unknown = undefined;
   /** Set once the object was reset: this gate belongs to the old instance and commits no more. */
   #retired = false;
+  /** whenDurable() queued a sync of commits this instance was not syncing. */
+  #syncQueued = false;
 
   readonly handle: number;
 
@@ -80,11 +82,17 @@ export class Commits {
     const pending = all ? this.dirty : this.gating;
     const target = pending ? this.committed + 1 : all ? this.committed : this.gated;
     if (this.durable >= target) return undefined;
-    // Commits already made that no sync covers — a reset predecessor's, whose sync could
-    // not start — are synced now; else nothing would ever release this wait.
-    if (target <= this.committed && !this.syncing && !this.syncs.running) this.sync();
-    if (this.broken !== undefined) return Promise.reject(this.broken);
-    if (this.durable >= target) return undefined;
+    // Commits already made that this instance is not syncing — a reset predecessor's,
+    // whose sync could not start or is still running — get a sync (or join the running
+    // one); else nothing might ever release this wait. In a microtask: a sync that cannot
+    // start fails the object, which must not happen inside the caller's own step.
+    if (target <= this.committed && !this.syncing && !this.#syncQueued) {
+      this.#syncQueued = true;
+      queueMicrotask(() => {
+        this.#syncQueued = false;
+        if (!this.syncing && this.durable < this.committed && this.broken === undefined && !this.#retired) this.sync();
+      });
+    }
     return new Promise((resolve, reject) => this.waiters.push({ commit: target, resolve, reject }));
   }
 

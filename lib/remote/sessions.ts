@@ -24,6 +24,8 @@ import { failWaitsOnPeer } from "./capnweb-internals.js";
  * make many such calls between collections.
  */
 export const MAX_OUTSTANDING = 100_000;
+/** The tables are walked at least every this many messages received (see BoundedTransport). */
+const WALK_EVERY = 1024;
 /** Cloudflare's limit on one RPC message (MAX_JS_RPC_MESSAGE_SIZE, 32 MiB). */
 export const MAX_RPC_BODY_BYTES = 32 * 1024 * 1024;
 /** What waits on an HTTP batch client fails with, once its batch is read. */
@@ -93,13 +95,14 @@ function isAbort(message: string): boolean {
 }
 
 /**
- * At most how many table entries `message` can make: a push, and each stub or promise it
- * passes (`["export",…]`, `["promise",…]`). A count of those words between quotes, which
- * inside a JSON string would be escaped: an over-estimate only when data holds them bare.
+ * At most how many table entries `message` can make, received or sent: a push or a
+ * stream call, a pipe, and each stub or promise it passes (`["export",…]`,
+ * `["promise",…]`). A count of those words between quotes, which inside a JSON string
+ * would be escaped: an over-estimate only when data holds them bare.
  */
 function possibleEntries(message: string): number {
   let n = 0;
-  for (const word of ['"push"', '"export"', '"promise"']) {
+  for (const word of ['"push"', '"stream"', '"pipe"', '"export"', '"promise"']) {
     for (let at = message.indexOf(word); at !== -1; at = message.indexOf(word, at + word.length)) n++;
   }
   return n;
@@ -111,13 +114,16 @@ class BoundedTransport implements RpcTransport {
   readonly #peer: Peer;
   #session: RpcSession | undefined;
   /**
-   * The tables' size when last counted, and the entries messages may have added since:
-   * their sum never under-estimates the tables, so they are counted (a walk over every
-   * entry, which Cap'n Web's getStats() is) only when the sum passes the bound. A session
-   * well inside its bound is never walked; one near it, every few messages.
+   * The tables' size when last counted, and the entries messages (both ways) may have
+   * added since: their sum is meant never to under-estimate the tables, so they are
+   * counted (a walk over every entry, which Cap'n Web's getStats() is) when the sum passes
+   * the bound — and, in case Cap'n Web makes entries from something not counted here,
+   * every WALK_EVERY messages. A session well inside its bound is walked rarely; one near
+   * it, every few messages.
    */
   #counted = 0;
   #since = 0;
+  #messages = 0;
 
   constructor(inner: RpcTransport, peer: Peer) {
     this.#inner = inner;
@@ -129,6 +135,8 @@ class BoundedTransport implements RpcTransport {
   }
 
   send(message: string): void | Promise<void> {
+    // What the host sends makes entries too: stubs in results, calls on the client's stubs.
+    this.#since += possibleEntries(message);
     return this.#inner.send(message);
   }
 
@@ -144,7 +152,7 @@ class BoundedTransport implements RpcTransport {
     // against the bound now, not after the fact.
     const adds = possibleEntries(message);
     this.#since += adds;
-    if (this.#session !== undefined && this.#counted + this.#since > MAX_OUTSTANDING) {
+    if (this.#session !== undefined && (this.#counted + this.#since > MAX_OUTSTANDING || ++this.#messages % WALK_EVERY === 0)) {
       const { imports, exports } = this.#session.getStats();
       this.#counted = imports + exports;
       this.#since = adds;

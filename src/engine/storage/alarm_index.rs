@@ -111,7 +111,8 @@ impl AlarmIndex {
     }
 
     pub fn entries(&mut self) -> Result<Vec<IndexedAlarm>> {
-        self.write_removals()?;
+        // Reading does not depend on it: a removal that cannot be written is a stale row.
+        let _ = self.write_removals();
         let mut stmt = self.conn.prepare_cached("SELECT id, name, time FROM alarms ORDER BY time")?;
         let rows = stmt.query_map([], |r| Ok(IndexedAlarm { id_hex: r.get(0)?, name: r.get(1)?, time_ms: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
