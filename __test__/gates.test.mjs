@@ -4,6 +4,23 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DurableObject, Registry, runInDurableObject } from "../index.js";
 import { tempDir } from "./helpers/objects.mjs";
+import { native } from "../dist/native.js";
+
+/** Runs `run` while no sync of any object can start: each attempt throws `message`. */
+async function withFailingSyncs(message, run) {
+  const { syncObjectNow, syncStart } = native;
+  const failing = () => {
+    throw new Error(message);
+  };
+  native.syncObjectNow = failing;
+  native.syncStart = failing;
+  try {
+    return await run();
+  } finally {
+    native.syncObjectNow = syncObjectNow;
+    native.syncStart = syncStart;
+  }
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -273,7 +290,6 @@ test("registry limits are validated", () => {
 });
 
 test("calls an object makes through its env wait for its writes; a failed commit drops them", async () => {
-  const { native } = await import("../dist/native.js");
   const received = [];
   class Receiver extends DurableObject {
     record(value) {
@@ -305,19 +321,10 @@ test("calls an object makes through its env wait for its writes; a failed commit
 
   // Make the sender's next commit fail to reach the disk: the call it made after the write
   // must never be delivered, and the sender's caller gets the failure.
-  const { syncObjectNow, syncStart } = native;
-  const failing = () => {
-    throw new Error("fsync failed: injected");
-  };
-  native.syncObjectNow = failing;
-  native.syncStart = failing;
-  try {
+  await withFailingSyncs("fsync failed: injected", async () => {
     await assert.rejects(sender.writeThenCall(2), { message: "fsync failed: injected" });
     await assert.rejects(sender.writeThenFetch(2), { message: "fsync failed: injected" });
-  } finally {
-    native.syncObjectNow = syncObjectNow;
-    native.syncStart = syncStart;
-  }
+  });
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.deepEqual(received, [1], "the held call was dropped");
   // The sender was reset and works again.
@@ -328,7 +335,6 @@ test("calls an object makes through its env wait for its writes; a failed commit
 });
 
 test("a sync that could not start (no descriptor left, say) is retried by the next instance's first output, even one that only reads", async () => {
-  const { native } = await import("../dist/native.js");
   class Counter extends DurableObject {
     write(value) {
       this.ctx.storage.kv.put("n", value);
@@ -343,18 +349,7 @@ test("a sync that could not start (no descriptor left, say) is retried by the ne
   assert.equal(await stub.write(1), "ok");
   // The commit of write(2) is made, but no sync of it can start (as when opening the WAL
   // to fsync it fails): the object is reset, and commit 2 is still not durable.
-  const { syncObjectNow, syncStart } = native;
-  const failing = () => {
-    throw new Error("cannot open the WAL: Too many open files (os error 24)");
-  };
-  native.syncObjectNow = failing;
-  native.syncStart = failing;
-  try {
-    await assert.rejects(stub.write(2), /cannot open the WAL/);
-  } finally {
-    native.syncObjectNow = syncObjectNow;
-    native.syncStart = syncStart;
-  }
+  await withFailingSyncs("cannot open the WAL: Too many open files (os error 24)", () => assert.rejects(stub.write(2), /cannot open the WAL/));
   // The new instance reads commit 2's value: its result must wait for commit 2 to be
   // durable, and something must sync it (before, nothing did, and the call never ended).
   const read = stub.read();
@@ -364,7 +359,6 @@ test("a sync that could not start (no descriptor left, say) is retried by the ne
 });
 
 test("allowUnconfirmed writes do not hold outputs; sync() still waits for them; a failure still resets the object", async () => {
-  const { native } = await import("../dist/native.js");
   let instances = 0;
   const order = [];
   class Writer extends DurableObject {
@@ -400,21 +394,8 @@ test("allowUnconfirmed writes do not hold outputs; sync() still waits for them; 
 
   // The result goes out before the write is on disk, so a failing fsync no longer reaches
   // the caller; it still resets the object (a new instance serves the next call).
-  const { syncObjectNow, syncStart } = native;
-  const failing = () => {
-    throw new Error("fsync failed: injected");
-  };
   const before = instances;
-  const failSyncs = async (run) => {
-    native.syncObjectNow = failing;
-    native.syncStart = failing;
-    try {
-      await run();
-    } finally {
-      native.syncObjectNow = syncObjectNow;
-      native.syncStart = syncStart;
-    }
-  };
+  const failSyncs = (run) => withFailingSyncs("fsync failed: injected", run);
   await failSyncs(() => assert.rejects(stub.write(4), { message: "fsync failed: injected" }));
   // The next instance's results wait for the commits before it too (it may have read
   // them): a working sync covers commit 4 and this one.
