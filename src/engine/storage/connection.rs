@@ -7,6 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::authorizer::{self, AuthorizerState};
 use super::durability::Durability;
 use super::error::{Result, StorageError};
+use super::file_lock::{self, LockFailure};
 use super::sql_limits;
 use super::statement_timer::StatementTimer;
 
@@ -36,33 +37,36 @@ pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result
             if create {
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
-            let conn = Connection::open_with_flags(path, flags)?;
-            return configure(conn, durability).map_err(|e| locked_by_another_process(e, path));
+            // Our lock, not SQLite's (see file_lock.rs), taken before SQLite reads a byte.
+            let conn = Connection::open_with_flags_and_vfs(path, flags, file_lock::VFS)?;
+            file_lock::lock(&conn, path).map_err(|failure| match failure {
+                LockFailure::Held => locked_by_another_process(path),
+                LockFailure::Other(e) => e,
+            })?;
+            return configure(conn, durability).map_err(StorageError::from);
         }
     };
     configure(conn, durability).map_err(StorageError::from)
 }
 
-/// SQLITE_BUSY at open: another process holds the file (our own processes are kept apart
-/// by the folder lock, so this is another program: wrangler dev, or a SQLite shell).
-fn locked_by_another_process(err: rusqlite::Error, path: &Path) -> StorageError {
-    if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
-        return StorageError::error(format!(
-            "The Durable Object database {} is locked by another process \
-             (wrangler dev, or another program using the file); stop it and try again.",
-            path.display()
-        ));
-    }
-    StorageError::from(err)
+/// Another process holds the file (our own processes are kept apart by the folder lock, so
+/// this is another program: wrangler dev, or a SQLite shell).
+fn locked_by_another_process(path: &Path) -> StorageError {
+    StorageError::error(format!(
+        "The Durable Object database {} is locked by another process \
+         (wrangler dev, or another program using the file); stop it and try again.",
+        path.display()
+    ))
 }
 
 fn configure(mut conn: Connection, durability: Durability) -> rusqlite::Result<Opened> {
     // Never wait for a lock: the thread that waits is the JavaScript thread, and the
     // holder is another process that will not let go soon (see locked_by_another_process).
     conn.busy_timeout(std::time::Duration::ZERO)?;
-    // One process owns an object at a time: exclusive locking keeps a second process (or a
-    // second registry on the same folder) out, and lets WAL run without a -shm file, so
-    // each open object costs two file descriptors. It must precede the switch to WAL.
+    // One process owns an object at a time (file_lock.rs keeps others out); exclusive
+    // locking mode lets WAL run without a -shm file, which the lockless VFS could not
+    // share anyway, so each open object costs two file descriptors. It must precede the
+    // switch to WAL.
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     // WAL is workerd's journal mode. On a new file the switch writes its first page through
     // a rollback journal and, at synchronous=FULL (set here rather than left to the build's

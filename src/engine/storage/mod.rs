@@ -12,6 +12,7 @@ pub mod commit_watermark;
 mod connection;
 pub mod durability;
 pub mod error;
+mod file_lock;
 mod folder_lock;
 mod group_sync;
 pub mod key_range;
