@@ -336,6 +336,17 @@ test("registry.close() stops alarms; a pending alarm does not keep the process a
   assert.equal(child.stdout.trim(), "set");
 });
 
+test("more alarms due at once than the process may hold files open all fire, once each", { timeout: 120_000 }, async () => {
+  // 1,000 objects under a limit of 256 descriptors (a budget of 32 open files): each run
+  // holds its object's file until its commit is durable, so they must take turns.
+  const { spawnSync } = await import("node:child_process");
+  const script = new URL("./fixtures/alarm-burst.mjs", import.meta.url).pathname;
+  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, script, tempDir(), "1000"], { encoding: "utf8", timeout: 100_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  const report = JSON.parse(r.stdout.trim().split("\n").at(-1));
+  assert.deepEqual(report, { ran: 1000, histogram: { 1: 1000 }, errors: [] }, r.stderr);
+});
+
 // ---- across restarts -----------------------------------------------------------------
 
 class Remembering extends DurableObject {

@@ -100,13 +100,15 @@ export class AlarmRuns {
 
   /**
    * The timer says this object's alarm is due: run alarm() as an event (constructing the
-   * object first if it was evicted), one run at a time, with Cloudflare's retries.
+   * object first if it was evicted), one run at a time, with Cloudflare's retries. Settles
+   * (never rejects) once the run is over and its writes are durable, or at once when no run
+   * starts.
    */
-  run(): void {
-    if (this.#host.shut) return;
+  run(): Promise<void> {
+    if (this.#host.shut) return Promise.resolve();
     if (this.#run !== undefined) {
       this.#again = true;
-      return;
+      return Promise.resolve();
     }
     const retryCount = this.#retries;
     const run: AlarmRun = { scheduled: 0, changed: false };
@@ -133,7 +135,7 @@ export class AlarmRuns {
       done();
       return result;
     });
-    outcome.then(
+    return outcome.then(
       (result) => {
         this.#run = undefined;
         if (result === SKIPPED) {

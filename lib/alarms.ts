@@ -12,26 +12,67 @@ export function retryDelay(retryCount: number, scale = 1): number {
   return 2000 * 2 ** Math.min(retryCount, 9) * (1 + Math.random() * 0.25) * scale;
 }
 
-const targets = new Map<number, () => void>();
+/** What a due alarm starts: its run, settled when the run is over. */
+type AlarmTarget = () => Promise<unknown> | void;
+
+const targets = new Map<number, AlarmTarget>();
+/** Keys that fell due and wait for a run slot, in the order they fell due. */
+const due: number[] = [];
+let dueHead = 0;
+let running = 0;
+/**
+ * How many alarm runs may be under way at once. A run holds its object's database file
+ * open until its commit is durable, so a burst of due alarms without a bound would open
+ * every object's file at once (10,000 alarms: 30,000 descriptors, past the limit). Half the
+ * storage's file budget leaves the other half to the objects serving requests meanwhile.
+ */
+let maxRunning = 0;
 
 /**
- * The timer's callback. A throw out of a threadsafe function's callback is fatal to the
- * process, so whatever a due alarm's target throws is reported here instead.
+ * The timer's callback, with alarms that fell due. A throw out of a threadsafe function's
+ * callback is fatal to the process, so whatever a due alarm's target throws is reported
+ * here instead.
  */
-function fireAlarm(key: number): void {
-  try {
-    targets.get(key)?.();
-  } catch (error) {
-    console.error("An alarm could not be delivered:", error);
+function fireAlarms(keys: number[]): void {
+  for (const key of keys) due.push(key);
+  startDue();
+}
+
+function startDue(): void {
+  while (running < maxRunning && dueHead < due.length) {
+    const key = due[dueHead++];
+    let run: Promise<unknown> | void = undefined;
+    try {
+      run = targets.get(key)?.();
+    } catch (error) {
+      console.error("An alarm could not be delivered:", error);
+    }
+    if (run === undefined) continue;
+    running++;
+    run.then(runEnded, (error: unknown) => {
+      console.error("An alarm could not be delivered:", error);
+      runEnded();
+    });
+  }
+  if (dueHead === due.length) {
+    due.length = 0;
+    dueHead = 0;
   }
 }
+
+function runEnded(): void {
+  running--;
+  startDue();
+}
+
 let lastKey = 0;
 let ready = false;
 
-/** A timer key whose due alarms call `onFire` (on the JS thread). */
-export function alarmKey(onFire: () => void): number {
+/** A timer key whose due alarms call `onFire` (on the JS thread), a bounded number at a time. */
+export function alarmKey(onFire: AlarmTarget): number {
   if (!ready) {
-    native.alarmTimerInit(fireAlarm);
+    maxRunning = Math.max(1, Math.floor(native.storageFileBudget() / 2));
+    native.alarmTimerInit(fireAlarms);
     ready = true;
   }
   lastKey = lastKey >= 0xffffffff ? 1 : lastKey + 1;

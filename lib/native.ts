@@ -16,6 +16,7 @@ export interface NativeBinding {
   namespaceLock(dataDir: string, uniqueKey: string): number | null;
   namespaceUnlock(lock: number): void;
   storageOpenFiles(): number;
+  storageFileBudget(): number;
   kvGet(handle: number, key: Uint8Array, keyLength: number, out: Uint8Array): number;
   kvPut(handle: number, key: Uint8Array, keyLength: number, value: Uint8Array): void;
   kvDelete(handle: number, key: Uint8Array, keyLength: number): boolean;
@@ -50,7 +51,7 @@ export interface NativeBinding {
   idFromWtf8Name(uniqueKey: string, name: Uint8Array, jurisdiction?: string): string;
   newUniqueId(uniqueKey: string, jurisdiction?: string): string;
   parseId(uniqueKey: string, text: string): { hex: string; jurisdiction?: string | null };
-  alarmTimerInit(fire: (key: number) => void): void;
+  alarmTimerInit(fire: (keys: number[]) => void): void;
   alarmTimerSchedule(key: number, atMs: number): void;
   alarmTimerCancel(key: number): void;
   mailboxOpen(capacity: number): number;

@@ -461,8 +461,9 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
   }
 
   /** The timer says this object's alarm is due. */
-  runAlarm(): void {
-    this.alarms.run();
+  /** Runs the due alarm; settles when the run is over (see AlarmRuns.run). */
+  runAlarm(): Promise<void> {
+    return this.alarms.run();
   }
 
   /** @internal For AlarmRuns: an event of this object that is not a call. */

@@ -272,9 +272,7 @@ export class Registry implements ObjectDirectory {
         return;
       }
       if (key === undefined) {
-        key = alarmKey(() => {
-          if (!this.#closed) this.runtime(uniqueKey, id).runAlarm();
-        });
+        key = alarmKey(() => (this.#closed ? undefined : this.runtime(uniqueKey, id).runAlarm()));
         this.#alarmKeys.set(objectKey, key);
       }
       scheduleAlarm(key, atMs);

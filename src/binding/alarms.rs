@@ -15,12 +15,13 @@ thread_local! {
     static TIMER: RefCell<Option<AlarmTimer>> = const { RefCell::new(None) };
 }
 
-/// Sets up the timer: `fire(key)` runs on this thread when an alarm falls due.
-#[napi(ts_args_type = "fire: (key: number) => void")]
-pub fn alarm_timer_init(fire: Function<u32, ()>) -> napi::Result<()> {
+/// Sets up the timer: `fire(keys)` runs on this thread with alarms that fell due (a batch,
+/// earliest first).
+#[napi(ts_args_type = "fire: (keys: number[]) => void")]
+pub fn alarm_timer_init(fire: Function<Vec<u32>, ()>) -> napi::Result<()> {
     let callback = Arc::new(fire.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
-    let timer = AlarmTimer::new(Box::new(move |key| {
-        callback.call(key, ThreadsafeFunctionCallMode::NonBlocking);
+    let timer = AlarmTimer::new(Box::new(move |keys| {
+        callback.call(keys, ThreadsafeFunctionCallMode::NonBlocking);
     }));
     TIMER.with_borrow_mut(|t| *t = Some(timer));
     Ok(())

@@ -125,6 +125,12 @@ pub fn storage_open_files() -> u32 {
     with_store(|s| s.open_file_count() as u32)
 }
 
+/// How many database files may be open at once (an eighth of the descriptor limit).
+#[napi]
+pub fn storage_file_budget() -> u32 {
+    with_store(|s| s.max_open_files() as u32)
+}
+
 // Keys arrive as UTF-8 in a buffer the caller reuses, with their length: converting a JS
 // string through napi costs more than the SQLite lookup it is used for.
 

@@ -387,6 +387,11 @@ impl ObjectStore {
         self.open_files.len()
     }
 
+    /// How many files may be open at once; objects busy with a commit may take a few more.
+    pub fn max_open_files(&self) -> usize {
+        self.max_open
+    }
+
     /// What to fsync for the commits made so far. Works with a voided handle too: the
     /// commits of a reset instance still reach the disk.
     /// The object's commit numbers: made so far, and durable so far.
