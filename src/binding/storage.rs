@@ -125,7 +125,7 @@ pub fn storage_open_files() -> u32 {
     with_store(|s| s.open_file_count() as u32)
 }
 
-/// How many database files may be open at once (an eighth of the descriptor limit).
+/// How many database files may be open at once (see ObjectStore::max_open_files).
 #[napi]
 pub fn storage_file_budget() -> u32 {
     with_store(|s| s.max_open_files() as u32)

@@ -52,13 +52,9 @@ impl CommitWatermark {
         (self.committed, self.durable)
     }
 
-    /// Commits a sync has taken so far.
-    pub fn taken(&self) -> u64 {
-        self.taken
-    }
-
     /// Whether a commit waits for a sync, or a sync runs.
-    pub fn is_busy(&self) -> bool {
+    #[cfg(test)]
+    fn is_busy(&self) -> bool {
         self.syncing || self.taken < self.committed
     }
 
@@ -76,14 +72,6 @@ impl CommitWatermark {
         self.syncing = true;
         self.taken = self.committed;
         Ok(SyncStart::Started)
-    }
-
-    /// The sync just started could not run (its WAL could not be opened: no descriptor left,
-    /// say): nothing was lost, and nothing was made durable, so its commits wait for the
-    /// next sync as if it had never started. Not a failed fsync, which would be for good.
-    pub fn abandon_sync(&mut self, taken_before: u64) {
-        self.syncing = false;
-        self.taken = taken_before;
     }
 
     /// The running sync ended; returns how many commits are durable now.
@@ -134,17 +122,6 @@ mod tests {
         assert_eq!(w.committed(true), 1);
         assert_eq!(w.position(), (1, 1));
         assert!(!w.is_busy());
-    }
-
-    #[test]
-    fn an_abandoned_sync_leaves_its_commits_to_the_next() {
-        let mut w = CommitWatermark::default();
-        w.committed(false);
-        assert_eq!(w.start_sync().unwrap(), SyncStart::Started);
-        w.abandon_sync(0);
-        assert!(w.is_busy(), "commit 1 still waits for a sync");
-        assert_eq!(w.start_sync().unwrap(), SyncStart::Started);
-        assert_eq!(w.finish_sync(Ok(())).unwrap(), 1);
     }
 
     #[test]

@@ -9,9 +9,10 @@
 
 use std::fs::File;
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::commit_watermark::CommitWatermark;
 use super::group_sync::Ticket;
@@ -40,9 +41,9 @@ pub struct SyncTarget {
     /// The database's commit numbers: the sync that ends marks the commits it covers
     /// durable there, on whichever thread ran it.
     pub watermark: Arc<Mutex<CommitWatermark>>,
-    /// The open database's WAL (None when the database was closed, which checkpoints and
-    /// syncs it). Kept open by the database, so a sync costs no open/close.
-    pub wal: Option<Arc<File>>,
+    /// The database's WAL, opened by the sync itself: a database need not stay open, nor
+    /// hold a descriptor, while its commits wait for their fsync (see `sync_wal`).
+    pub wal: Option<PathBuf>,
     /// Set for a database created since its last sync: the new file and the directory
     /// entries that name it must reach the disk too.
     pub new_files: Option<NewFiles>,
@@ -80,11 +81,8 @@ impl SyncTarget {
         if let Some(delay) = test_delay() {
             std::thread::sleep(delay);
         }
-        // The database may have been closed meanwhile: to make room (the WAL stays, and
-        // this handle still reaches it), or for good (SQLite checkpointed, synced and
-        // unlinked the WAL; syncing the unlinked file is then harmless).
         if let Some(wal) = &self.wal {
-            wal.sync_data()?;
+            sync_wal(wal)?;
         }
         if let Some(index) = &self.alarm_index {
             index.wait()?;
@@ -96,6 +94,32 @@ impl SyncTarget {
         }
         Ok(())
     }
+}
+
+/// How long a sync keeps trying to open a WAL while the process is out of descriptors.
+const OUT_OF_DESCRIPTORS_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Fsyncs a WAL through a descriptor of its own. The data SQLite wrote through its
+/// descriptor is the file's, whichever descriptor syncs it, so the database may be closed
+/// and reopened meanwhile: closed to make room, SQLite leaves the WAL where it is; closed
+/// for good, it checkpointed the WAL into the database file, synced that and removed the
+/// WAL, so a missing WAL has nothing left to sync. Closing our descriptor drops no lock:
+/// object files are opened without SQLite's locks, and ours is on the database file
+/// (file_lock.rs), never opened here.
+fn sync_wal(wal: &PathBuf) -> io::Result<()> {
+    let started = Instant::now();
+    let file = loop {
+        match File::open(wal) {
+            Ok(file) => break file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // Out of descriptors is a moment, not a failure: other files close soon.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) && started.elapsed() < OUT_OF_DESCRIPTORS_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("cannot open the WAL {}: {e}", wal.display()))),
+        }
+    };
+    file.sync_data()
 }
 
 /// Syncs that completed in this process (a test hook: tests check that an output never

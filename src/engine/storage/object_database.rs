@@ -7,7 +7,6 @@
 //! everything tied to the SQLite connection lives in `OpenDatabase`.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,8 +105,6 @@ pub struct OpenDatabase {
     begin: RawStatement,
     commit: RawStatement,
     conn: Connection,
-    /// The WAL, kept open for the fsyncs that make commits durable (opened on first use).
-    wal: Option<Arc<File>>,
     auth: AuthorizerState,
     timer: StatementTimer,
     in_txn: bool,
@@ -165,11 +162,10 @@ impl ObjectDatabase {
     }
 
     /// True while closing the file would lose or split work in progress: an open turn or
-    /// savepoint, or a commit no sync has taken yet (closing without a checkpoint leaves its
-    /// WAL frames unsynced, and the next sync would find no WAL to sync and report them
-    /// durable).
+    /// savepoint. Commits waiting for their fsync do not hold the file: the sync opens the
+    /// WAL by its name (durability.rs).
     pub fn is_busy(&self) -> bool {
-        self.watermark().is_busy() || self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
+        self.db.as_ref().is_some_and(|db| db.in_txn || db.savepoints > 0)
     }
 
     fn watermark(&self) -> MutexGuard<'_, CommitWatermark> {
@@ -179,10 +175,6 @@ impl ObjectDatabase {
     /// Commits made so far and how many of them are durable.
     pub fn commit_position(&self) -> (u64, u64) {
         self.watermark().position()
-    }
-
-    fn commit_taken(&self) -> u64 {
-        self.watermark().taken()
     }
 
     /// A cursor is still reading: closing the file would end it (see `close_for_now`), so
@@ -221,7 +213,6 @@ impl ObjectDatabase {
             begin,
             commit,
             conn,
-            wal: None,
             auth,
             timer,
             in_txn: false,
@@ -237,10 +228,11 @@ impl ObjectDatabase {
     }
 
     /// Closes the file to make room for others (the caller checked `is_busy`): quickly,
-    /// without SQLite's checkpoint on close (which would fsync on this thread). The WAL
+    /// without SQLite's checkpoint on close (which would copy pages and fsync). The WAL
     /// stays beside the file and the next open reads it back; committed data is where it
-    /// was. Cursors still open end here; reading them on fails with an error that says
-    /// why, rather than ending as if the rows were all read.
+    /// was, and a commit still waiting for its fsync gets it all the same (the sync opens
+    /// the WAL itself). Cursors still open end here; reading them on fails with an error
+    /// that says why, rather than ending as if the rows were all read.
     pub(super) fn close_for_now(&mut self) {
         if let Some(db) = &self.db {
             let _ = db.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
@@ -706,40 +698,18 @@ impl ObjectDatabase {
     /// Starts a sync of every commit so far: what to fsync, unless every commit is durable
     /// already or a sync runs (see [`SyncStart`]).
     pub fn take_sync_target(&mut self) -> Result<(SyncStart, Option<SyncTarget>)> {
-        let taken_before = self.commit_taken();
         let start = self.watermark().start_sync()?;
         if start != SyncStart::Started {
             return Ok((start, None));
         }
-        let target = self.sync_target();
-        if target.is_err() {
-            // Opening the WAL failed before anything was synced: the commits wait for the
-            // next sync (the caller's error says why this one could not run).
-            self.watermark().abandon_sync(taken_before);
-        }
-        Ok((start, Some(target?)))
+        Ok((start, Some(self.sync_target())))
     }
 
-    fn sync_target(&mut self) -> Result<SyncTarget> {
+    fn sync_target(&mut self) -> SyncTarget {
         let path = self.path.as_ref().expect("only files need syncs");
-        // A database closed for good was checkpointed and synced by SQLite, and one closed
-        // to make room (without a checkpoint) never has unsynced commits (`is_busy`): only
-        // new directory entries may still need a sync. The WAL is opened before anything
-        // else is taken, so that if it cannot be, the next sync still finds all of it.
-        let wal = match self.db.as_mut() {
-            None => None,
-            Some(db) => Some(match &db.wal {
-                Some(wal) => wal.clone(),
-                None => {
-                    let wal = Arc::new(File::open(wal_path(path)).map_err(|e| StorageError::io("cannot open the WAL", e))?);
-                    db.wal = Some(wal.clone());
-                    wal
-                }
-            }),
-        };
         let directories = std::mem::take(&mut self.new_file_directories);
         let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
-        Ok(SyncTarget { watermark: self.watermark.clone(), wal, new_files, alarm_index: self.alarm_index.take() })
+        SyncTarget { watermark: self.watermark.clone(), wal: Some(wal_path(path)), new_files, alarm_index: self.alarm_index.take() }
     }
 }
 
