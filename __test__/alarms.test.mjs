@@ -337,8 +337,8 @@ test("registry.close() stops alarms; a pending alarm does not keep the process a
 });
 
 test("more alarms due at once than the process may hold files open all fire, once each", { timeout: 120_000 }, async () => {
-  // 1,000 objects under a limit of 256 descriptors (a budget of 32 open files): each run
-  // holds its object's file until its commit is durable, so they must take turns.
+  // 1,000 objects under a limit of 256 descriptors (a budget of 48 open files): each run
+  // holds its object's file until its turn commits, so they must take turns.
   const { spawnSync } = await import("node:child_process");
   const script = new URL("./fixtures/alarm-burst.mjs", import.meta.url).pathname;
   const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, script, tempDir(), "1000"], { encoding: "utf8", timeout: 100_000 });

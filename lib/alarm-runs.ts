@@ -102,13 +102,23 @@ export class AlarmRuns {
    * The timer says this object's alarm is due: run alarm() as an event (constructing the
    * object first if it was evicted), one run at a time, with Cloudflare's retries. Settles
    * (never rejects) once the run is over and its writes are durable, or at once when no run
-   * starts.
+   * starts. `turnEnded` is called once, when the handler has returned and the turn that
+   * ended it has committed (its writes no longer hold the object's file open), or when the
+   * run ends without one.
    */
-  run(): Promise<void> {
-    if (this.#host.shut) return Promise.resolve();
+  run(turnEnded: () => void = noop): Promise<void> {
+    let ended = false;
+    const endTurn = () => {
+      if (ended) return;
+      ended = true;
+      turnEnded();
+    };
+    // Turns commit in a setImmediate callback (commits.ts) queued before this one.
+    const endTurnAfterCommit = () => void setImmediate(endTurn);
+    if (this.#host.shut) return Promise.resolve().then(endTurn);
     if (this.#run !== undefined) {
       this.#again = true;
-      return Promise.resolve();
+      return Promise.resolve().then(endTurn);
     }
     const retryCount = this.#retries;
     const run: AlarmRun = { scheduled: 0, changed: false };
@@ -116,7 +126,10 @@ export class AlarmRuns {
     this.#noRetry = false;
     const outcome = this.#host.deliver<unknown>((instance) => {
       const scheduled = native.alarmGet(this.#host.handle);
-      if (scheduled === null || scheduled > Date.now()) return SKIPPED;
+      if (scheduled === null || scheduled > Date.now()) {
+        endTurn();
+        return SKIPPED;
+      }
       run.scheduled = scheduled;
       const handler = (instance as { alarm?: (info: unknown) => unknown }).alarm;
       if (typeof handler !== "function") throw new TypeError("Your Durable Object class must have an alarm() handler.");
@@ -131,12 +144,18 @@ export class AlarmRuns {
         native.alarmSet(this.#host.handle, null);
       };
       const result = this.#withinTimeLimit(handler.call(instance, { retryCount, isRetry: retryCount > 0, scheduledTime: scheduled }));
-      if (result instanceof Promise) return result.then(done);
+      if (result instanceof Promise) {
+        const finished = result.then(done);
+        finished.then(endTurnAfterCommit, endTurnAfterCommit);
+        return finished;
+      }
       done();
+      endTurnAfterCommit();
       return result;
     });
     return outcome.then(
       (result) => {
+        endTurn();
         this.#run = undefined;
         if (result === SKIPPED) {
           this.scheduleStored(); // deleted, or moved to a later time
@@ -150,6 +169,7 @@ export class AlarmRuns {
         this.#afterRun();
       },
       (error) => {
+        endTurn();
         this.#run = undefined;
         if (run.changed || this.#noRetry || this.#host.shut) {
           // A new alarm set during the failing run supersedes the retry; so does abort({ retryAlarm: false }).

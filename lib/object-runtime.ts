@@ -461,9 +461,9 @@ export class ObjectRuntime implements StateHost, StorageHost, HibernationHost {
   }
 
   /** The timer says this object's alarm is due. */
-  /** Runs the due alarm; settles when the run is over (see AlarmRuns.run). */
-  runAlarm(): Promise<void> {
-    return this.alarms.run();
+  /** Runs the due alarm (see AlarmRuns.run). */
+  runAlarm(turnEnded?: () => void): Promise<void> {
+    return this.alarms.run(turnEnded);
   }
 
   /** @internal For AlarmRuns: an event of this object that is not a call. */

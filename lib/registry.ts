@@ -272,7 +272,7 @@ export class Registry implements ObjectDirectory {
         return;
       }
       if (key === undefined) {
-        key = alarmKey(() => (this.#closed ? undefined : this.runtime(uniqueKey, id).runAlarm()));
+        key = alarmKey((turnEnded) => (this.#closed ? undefined : this.runtime(uniqueKey, id).runAlarm(turnEnded)));
         this.#alarmKeys.set(objectKey, key);
       }
       scheduleAlarm(key, atMs);
