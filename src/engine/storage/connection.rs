@@ -15,6 +15,30 @@ use super::statement_timer::StatementTimer;
 /// databases whose every commit is fsynced (see `open`).
 const FULL_DURABILITY_WAL_PAGES: i64 = 100;
 
+/// Process-wide SQLite settings, which must precede SQLite's initialization (its first
+/// connection): the store calls this when it is created.
+///
+/// A process holds thousands of connections (one per object whose file is open), so what
+/// each reserves up front counts. By default, in this build, every connection reserves
+/// 48 KiB of lookaside memory for small allocations and allocates 20 pages of page cache in
+/// one block on its first read, while an object's database is often a few pages. With no
+/// block and a small lookaside (100 slots of 128 bytes), a loaded object with a one-table
+/// database takes 85 KiB instead of 192 (2,000 objects, RSS, this project's VM); with no
+/// lookaside at all, 73 KiB, but a turn of 10,000 INSERTs ran ~10% slower.
+pub fn configure_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use rusqlite::ffi;
+        use std::ffi::{c_int, c_void};
+        // SAFETY: called before any connection of this process opens (else sqlite3_config
+        // returns SQLITE_MISUSE and changes nothing, which is harmless).
+        unsafe {
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_LOOKASIDE, 128 as c_int, 100 as c_int);
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_PAGECACHE, std::ptr::null_mut::<c_void>(), 0 as c_int, 0 as c_int);
+        }
+    });
+}
+
 /// An open connection with what watches over user SQL on it.
 pub struct Opened {
     pub conn: Connection,

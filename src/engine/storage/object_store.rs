@@ -80,6 +80,7 @@ fn default_max_open_files() -> usize {
 
 impl ObjectStore {
     pub fn new(max_open: usize) -> Self {
+        super::connection::configure_process();
         ObjectStore {
             objects: Slab::new(),
             generations: Vec::new(),
