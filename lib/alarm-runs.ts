@@ -102,9 +102,9 @@ export class AlarmRuns {
    * The timer says this object's alarm is due: run alarm() as an event (constructing the
    * object first if it was evicted), one run at a time, with Cloudflare's retries. Settles
    * (never rejects) once the run is over and its writes are durable, or at once when no run
-   * starts. `turnEnded` is called once, when the handler has returned and the turn that
-   * ended it has committed (its writes no longer hold the object's file open), or when the
-   * run ends without one.
+   * starts. `turnEnded` is called once, when the handler's first turn has committed (the
+   * handler returned, or awaits something: its writes so far no longer hold the object's
+   * file open), or when the run ends without one.
    */
   run(turnEnded: () => void = noop): Promise<void> {
     let ended = false;
@@ -144,13 +144,10 @@ export class AlarmRuns {
         native.alarmSet(this.#host.handle, null);
       };
       const result = this.#withinTimeLimit(handler.call(instance, { retryCount, isRetry: retryCount > 0, scheduledTime: scheduled }));
-      if (result instanceof Promise) {
-        const finished = result.then(done);
-        finished.then(endTurnAfterCommit, endTurnAfterCommit);
-        return finished;
-      }
-      done();
+      // The handler's first turn is over (an async one awaits something now).
       endTurnAfterCommit();
+      if (result instanceof Promise) return result.then(done);
+      done();
       return result;
     });
     return outcome.then(

@@ -13,8 +13,8 @@ export function retryDelay(retryCount: number, scale = 1): number {
 }
 
 /**
- * What a due alarm starts: its run, which calls `turnEnded` once its handler has returned
- * and that turn has committed. Returns the whole run (settled once its writes are durable),
+ * What a due alarm starts: its run, which calls `turnEnded` once its handler's first turn
+ * has committed. Returns the whole run (settled once its writes are durable),
  * or nothing when no run starts.
  */
 type AlarmTarget = (turnEnded: () => void) => Promise<unknown> | void;
@@ -25,12 +25,12 @@ const due: number[] = [];
 let dueHead = 0;
 let running = 0;
 /**
- * How many alarm handlers may run at once. A handler's writes hold its object's file open
- * until its turn commits (afterwards the commit waits for its fsync without the file), so
- * a burst of due alarms without a bound would open every object's file at once (10,000
- * alarms: 20,000 descriptors, past the limit). Half the storage's file budget leaves the
- * other half to the objects serving requests meanwhile. The bound is on handlers, not on
- * durable runs: how fast the disk syncs does not hold back when alarms start.
+ * How many alarm handlers may be in their first turn at once. A turn's writes hold its
+ * object's file open until the turn commits (afterwards the commit waits for its fsync
+ * without the file), so a burst of due alarms without a bound would open every object's
+ * file at once (10,000 alarms: 20,000 descriptors, past the limit). Half the storage's
+ * file budget leaves the other half to the objects serving requests meanwhile. Neither how
+ * fast the disk syncs nor how long handlers await other I/O holds back when alarms start.
  */
 let maxRunning = 0;
 
@@ -71,7 +71,11 @@ function startDue(): void {
       freeSlot();
     });
   }
-  if (dueHead === due.length) {
+  // Drop the keys already taken, once they are most of the array.
+  if (dueHead > 1024 && dueHead * 2 > due.length) {
+    due.splice(0, dueHead);
+    dueHead = 0;
+  } else if (dueHead === due.length) {
     due.length = 0;
     dueHead = 0;
   }

@@ -125,9 +125,15 @@ export class Registry implements ObjectDirectory {
   readonly #folderLocks = new Map<string, number>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /**
+   * dataDir as an absolute path, fixed when the registry is created: the engine finds files
+   * by name (a sync opens the WAL it fsyncs), so a later process.chdir() must not move them.
+   */
+  readonly #folder: string;
 
   constructor(options: RegistryOptions = {}) {
     this.dataDir = options.dataDir ?? ".open-do";
+    this.#folder = this.dataDir === ":memory:" ? this.dataDir : path.resolve(this.dataDir);
     this.durability = options.durability ?? "full";
     if (this.durability !== "full" && this.durability !== "relaxed") {
       throw new TypeError(`durability must be "full" or "relaxed", not ${JSON.stringify(this.durability)}`);
@@ -212,7 +218,7 @@ export class Registry implements ObjectDirectory {
     if (runtime === undefined) {
       const entry = this.#namespaces.get(uniqueKey);
       if (entry === undefined) throw new Error(`No namespace "${uniqueKey}" in this registry.`);
-      const handle = native.storageOpen(this.dataDir, uniqueKey, id.toString(), this.durability, this.#sqlTimeLimit);
+      const handle = native.storageOpen(this.#folder, uniqueKey, id.toString(), this.durability, this.#sqlTimeLimit);
       const sockets = {
         record: this.#hibernation.get(key),
         register: () => {
@@ -250,7 +256,7 @@ export class Registry implements ObjectDirectory {
    */
   #scheduleStoredAlarms(uniqueKey: string, namespace: DurableObjectNamespace): void {
     if (this.dataDir === ":memory:") return;
-    for (const entry of native.alarmIndexEntries(this.dataDir, uniqueKey)) {
+    for (const entry of native.alarmIndexEntries(this.#folder, uniqueKey)) {
       let id: DurableObjectId;
       try {
         id = namespace._storedId(entry.id, entry.name ?? undefined);
@@ -293,7 +299,7 @@ export class Registry implements ObjectDirectory {
     }
     let files: string[];
     try {
-      files = fs.readdirSync(path.join(this.dataDir, uniqueKey));
+      files = fs.readdirSync(path.join(this.#folder, uniqueKey));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return []; // nothing was ever written
       throw error;
@@ -389,7 +395,7 @@ export class Registry implements ObjectDirectory {
    */
   #lockFolder(uniqueKey: string): void {
     if (this.#folderLocks.has(uniqueKey)) return;
-    const lock = native.namespaceLock(this.dataDir, uniqueKey);
+    const lock = native.namespaceLock(this.#folder, uniqueKey);
     if (lock !== null) this.#folderLocks.set(uniqueKey, lock);
   }
 
@@ -434,7 +440,7 @@ export class Registry implements ObjectDirectory {
       this.#alarmKeys.clear();
       await Promise.all([...this.#runtimes.values()].map((r) => r.close()));
       this.#runtimes.clear();
-      if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.dataDir, uniqueKey);
+      if (this.dataDir !== ":memory:") for (const uniqueKey of this.#namespaces.keys()) native.alarmIndexClose(this.#folder, uniqueKey);
       for (const record of this.#hibernation.values()) disownGroup(record);
     } finally {
       // Last, and however closing went: another process may take the folders over.

@@ -74,6 +74,19 @@ impl CommitWatermark {
         Ok(SyncStart::Started)
     }
 
+    /// Commits a sync has taken so far.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// The sync just started could not run (its WAL could not be opened: no descriptor left,
+    /// say): nothing was lost, and nothing was made durable, so its commits wait for the
+    /// next sync as if it had never started.
+    pub fn abandon_sync(&mut self, taken_before: u64) {
+        self.syncing = false;
+        self.taken = taken_before;
+    }
+
     /// The running sync ended; returns how many commits are durable now.
     pub fn finish_sync(&mut self, result: std::result::Result<(), String>) -> Result<u64> {
         if !self.syncing {
@@ -122,6 +135,17 @@ mod tests {
         assert_eq!(w.committed(true), 1);
         assert_eq!(w.position(), (1, 1));
         assert!(!w.is_busy());
+    }
+
+    #[test]
+    fn an_abandoned_sync_leaves_its_commits_to_the_next() {
+        let mut w = CommitWatermark::default();
+        w.committed(false);
+        assert_eq!(w.start_sync().unwrap(), SyncStart::Started);
+        w.abandon_sync(0);
+        assert!(w.is_busy(), "commit 1 still waits for a sync");
+        assert_eq!(w.start_sync().unwrap(), SyncStart::Started);
+        assert_eq!(w.finish_sync(Ok(())).unwrap(), 1);
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub fn open(path: Option<&Path>, create: bool, durability: Durability) -> Result
             if create {
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
-            // Our lock, not SQLite's (see file_lock.rs), taken before SQLite reads a byte.
+            // Our lock, not SQLite's (see file_lock.rs), taken before anything is read but
+            // the header SQLite reads at open.
             let conn = Connection::open_with_flags_and_vfs(path, flags, file_lock::VFS)?;
             file_lock::lock(&conn, path).map_err(|failure| match failure {
                 LockFailure::Held => locked_by_another_process(path),

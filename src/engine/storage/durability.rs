@@ -9,10 +9,10 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::commit_watermark::CommitWatermark;
 use super::group_sync::Ticket;
@@ -44,6 +44,9 @@ pub struct SyncTarget {
     /// The database's WAL, opened by the sync itself: a database need not stay open, nor
     /// hold a descriptor, while its commits wait for their fsync (see `sync_wal`).
     pub wal: Option<PathBuf>,
+    /// Commits a sync had taken before this one (to give the commits back if the WAL
+    /// cannot be opened: see `run`).
+    pub taken_before: u64,
     /// Set for a database created since its last sync: the new file and the directory
     /// entries that name it must reach the disk too.
     pub new_files: Option<NewFiles>,
@@ -69,7 +72,18 @@ impl SyncTarget {
     /// Blocking; call it off the JavaScript thread. Returns how many of the database's
     /// commits are durable now.
     pub fn run(self) -> Result<u64, String> {
-        let result = self.sync().map_err(|e| e.to_string());
+        let result = match self.sync() {
+            Ok(()) => Ok(()),
+            Err(SyncError::NotStarted(e)) => {
+                // Nothing was synced, and nothing failed: the commits wait for the next sync
+                // (the caller's error says why this one could not run). Not a failed fsync,
+                // which would be for good.
+                let mut watermark = self.watermark.lock().unwrap_or_else(|p| p.into_inner());
+                watermark.abandon_sync(self.taken_before);
+                return Err(e.to_string());
+            }
+            Err(SyncError::Failed(e)) => Err(e.to_string()),
+        };
         if result.is_ok() {
             SYNCS_COMPLETED.fetch_add(1, Ordering::Relaxed);
         }
@@ -77,49 +91,51 @@ impl SyncTarget {
         watermark.finish_sync(result).map_err(|e| e.to_string())
     }
 
-    fn sync(&self) -> io::Result<()> {
+    fn sync(&self) -> Result<(), SyncError> {
         if let Some(delay) = test_delay() {
             std::thread::sleep(delay);
         }
-        if let Some(wal) = &self.wal {
-            sync_wal(wal)?;
+        // Opened before anything else is synced, so that if it cannot be, nothing was.
+        let wal = match &self.wal {
+            Some(path) => open_wal(path).map_err(SyncError::NotStarted)?,
+            None => None,
+        };
+        if let Some(wal) = wal {
+            wal.sync_data().map_err(SyncError::Failed)?;
         }
         if let Some(index) = &self.alarm_index {
-            index.wait()?;
+            index.wait().map_err(SyncError::Failed)?;
         }
         if let Some(new) = &self.new_files {
             for dir in &new.directories {
-                dir.wait()?;
+                dir.wait().map_err(SyncError::Failed)?;
             }
         }
         Ok(())
     }
 }
 
-/// How long a sync keeps trying to open a WAL while the process is out of descriptors.
-const OUT_OF_DESCRIPTORS_PATIENCE: Duration = Duration::from_secs(30);
+enum SyncError {
+    /// The WAL could not be opened (no descriptor left, say): nothing was synced.
+    NotStarted(io::Error),
+    /// An fsync failed: what it covered may not be on disk.
+    Failed(io::Error),
+}
 
-/// Fsyncs a WAL through a descriptor of its own. The data SQLite wrote through its
-/// descriptor is the file's, whichever descriptor syncs it, so the database may be closed
-/// and reopened meanwhile: closed to make room, SQLite leaves the WAL where it is; closed
-/// for good, it checkpointed the WAL into the database file, synced that and removed the
-/// WAL, so a missing WAL has nothing left to sync. Closing our descriptor drops no lock:
-/// object files are opened without SQLite's locks, and ours is on the database file
-/// (file_lock.rs), never opened here.
-fn sync_wal(wal: &PathBuf) -> io::Result<()> {
-    let started = Instant::now();
-    let file = loop {
-        match File::open(wal) {
-            Ok(file) => break file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            // Out of descriptors is a moment, not a failure: other files close soon.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) && started.elapsed() < OUT_OF_DESCRIPTORS_PATIENCE => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(io::Error::new(e.kind(), format!("cannot open the WAL {}: {e}", wal.display()))),
-        }
-    };
-    file.sync_data()
+/// Opens a WAL to fsync it through a descriptor of our own. The data SQLite wrote through
+/// its descriptor is the file's, whichever descriptor syncs it, so the database may be
+/// closed and reopened meanwhile: closed to make room, SQLite leaves the WAL where it is;
+/// closed for good, it checkpointed the WAL into the database file, synced that and removed
+/// the WAL, so a missing WAL (None) has nothing left to sync. The path is absolute (the
+/// registry resolves its folder), so a change of working directory cannot make a WAL look
+/// missing. Closing our descriptor drops no lock: object files are opened without SQLite's
+/// locks, and ours is on the database file (file_lock.rs), never opened here.
+fn open_wal(wal: &Path) -> io::Result<Option<File>> {
+    match File::open(wal) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(e.kind(), format!("cannot open the WAL {}: {e}", wal.display()))),
+    }
 }
 
 /// Syncs that completed in this process (a test hook: tests check that an output never

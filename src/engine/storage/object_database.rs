@@ -698,18 +698,19 @@ impl ObjectDatabase {
     /// Starts a sync of every commit so far: what to fsync, unless every commit is durable
     /// already or a sync runs (see [`SyncStart`]).
     pub fn take_sync_target(&mut self) -> Result<(SyncStart, Option<SyncTarget>)> {
+        let taken_before = self.watermark().taken();
         let start = self.watermark().start_sync()?;
         if start != SyncStart::Started {
             return Ok((start, None));
         }
-        Ok((start, Some(self.sync_target())))
+        Ok((start, Some(self.sync_target(taken_before))))
     }
 
-    fn sync_target(&mut self) -> SyncTarget {
+    fn sync_target(&mut self, taken_before: u64) -> SyncTarget {
         let path = self.path.as_ref().expect("only files need syncs");
         let directories = std::mem::take(&mut self.new_file_directories);
         let new_files = std::mem::take(&mut self.new_file).then(|| NewFiles { directories });
-        SyncTarget { watermark: self.watermark.clone(), wal: Some(wal_path(path)), new_files, alarm_index: self.alarm_index.take() }
+        SyncTarget { watermark: self.watermark.clone(), wal: Some(wal_path(path)), taken_before, new_files, alarm_index: self.alarm_index.take() }
     }
 }
 

@@ -90,7 +90,7 @@ mod tests {
             let watermark = Arc::new(Mutex::new(CommitWatermark::default()));
             watermark.lock().unwrap().committed(false);
             watermark.lock().unwrap().start_sync().unwrap();
-            pool.submit(token, SyncTarget { watermark, wal: None, new_files: None, alarm_index: None });
+            pool.submit(token, SyncTarget { watermark, wal: None, taken_before: 0, new_files: None, alarm_index: None });
         }
         let mut seen: Vec<u32> = (0..100).map(|_| rx.recv().unwrap()).map(|(t, ok)| if ok { t } else { u32::MAX }).collect();
         seen.sort();
