@@ -6,6 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DurableObject, Registry, runInDurableObject } from "../index.js";
 import { inObject, Plain, tempDir } from "./helpers/objects.mjs";
+import { native } from "../dist/native.js";
 
 const fixture = (name) => path.join(import.meta.dirname, "fixtures", name);
 
@@ -128,6 +129,48 @@ test("a burst of writes to more objects than the process may hold files open: ev
   });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)), { acknowledged: 400, readBack: 400, failures: [] });
+});
+
+test("objects that stop using storage give up their files and stay loaded; their next call reopens them", async () => {
+  let constructed = 0;
+  class Rows extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      constructed++;
+      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t(x)");
+    }
+    add(x) {
+      this.ctx.storage.sql.exec("INSERT INTO t VALUES (?)", x);
+    }
+    sum() {
+      return this.ctx.storage.sql.exec("SELECT sum(x) AS s FROM t").one().s;
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const ns = registry.namespace(Rows);
+  const stubs = Array.from({ length: 20 }, (_, i) => ns.getByName(`r${i}`));
+  for (const [i, stub] of stubs.entries()) await stub.add(i);
+  // One object reads a cursor across the closing: its file stays open until it is read.
+  const reader = ns.getByName("reader");
+  for (let i = 0; i < 10; i++) await reader.add(i);
+  const rest = await runInDurableObject(reader, (_, ctx) => {
+    const cursor = ctx.storage.sql.exec("SELECT x FROM t ORDER BY x");
+    cursor.next();
+    return cursor;
+  });
+  // Idle time passes in epochs: the first call begins one in which everything above was
+  // used; five objects are used in it; the next call closes what was not.
+  native.storageCloseIdleFiles(0);
+  for (const stub of stubs.slice(0, 5)) await stub.add(100);
+  const open = native.storageOpenFiles();
+  assert.equal(native.storageCloseIdleFiles(0), 15, "the 15 objects not used for a whole epoch");
+  assert.equal(native.storageOpenFiles(), open - 15);
+  assert.deepEqual([...rest].map((row) => row.x), [1, 2, 3, 4, 5, 6, 7, 8, 9], "the cursor read on");
+  // Every object answers from its data, without being constructed again.
+  const sums = await Promise.all(stubs.map((stub) => stub.sum()));
+  assert.deepEqual(sums, stubs.map((_, i) => (i < 5 ? i + 100 : i)));
+  assert.equal(constructed, 21);
+  await registry.close();
 });
 
 for (const durability of ["full", "relaxed"]) {

@@ -17,6 +17,7 @@ export interface NativeBinding {
   namespaceUnlock(lock: number): void;
   storageOpenFiles(): number;
   storageFileBudget(): number;
+  storageCloseIdleFiles(idleMs: number): number;
   kvGet(handle: number, key: Uint8Array, keyLength: number, out: Uint8Array): number;
   kvPut(handle: number, key: Uint8Array, keyLength: number, value: Uint8Array): void;
   kvDelete(handle: number, key: Uint8Array, keyLength: number): boolean;

@@ -15,6 +15,13 @@ import type { CompatFlags } from "./wrangler/compat.js";
 import { setArgumentStubTransfer } from "./rpc/copy.js";
 import { configureWebSockets } from "./websocket.js";
 
+/**
+ * An object that used no storage for this long (at most twice it) gives up its open
+ * database file while it stays in memory: a connection holds ~80 KiB, and reopening costs
+ * a fraction of a millisecond.
+ */
+const FILE_IDLE_MS = 10_000;
+
 export interface RegistryOptions {
   /** Folder for the objects' SQLite files (workerd's layout), or ":memory:". Default ".open-do". */
   dataDir?: string;
@@ -332,7 +339,10 @@ export class Registry implements ObjectDirectory {
     const shortest = Math.min(this.#idleTimeout, this.#hibernationTimeout);
     if (this.#sweeper !== undefined || shortest === Infinity) return;
     const every = Math.min(Math.max(shortest / 4, 100), 10_000);
-    this.#sweeper = setInterval(() => this.#sweep(), every);
+    this.#sweeper = setInterval(() => {
+      this.#sweep();
+      native.storageCloseIdleFiles(FILE_IDLE_MS);
+    }, every);
     // Eviction is housekeeping: it never keeps the process alive.
     this.#sweeper.unref?.();
   }

@@ -125,6 +125,13 @@ pub fn storage_open_files() -> u32 {
     with_store(|s| s.open_file_count() as u32)
 }
 
+/// Closes the files of objects that used no storage for `idleMs` or more (at most twice
+/// that; see ObjectStore::close_idle_files). Returns how many it closed.
+#[napi]
+pub fn storage_close_idle_files(idle_ms: u32) -> u32 {
+    with_store(|s| s.close_idle_files(std::time::Duration::from_millis(idle_ms as u64)) as u32)
+}
+
 /// How many database files may be open at once (see ObjectStore::max_open_files).
 #[napi]
 pub fn storage_file_budget() -> u32 {
