@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: measures our figures next to their anchors in one run, prints the
 // ratios and the issue targets, and rewrites bench/RESULTS.md.
-//   node scripts/bench.mjs [--reps=5] [--only=storage|actors|alarms|network|remote]
+//   node scripts/bench.mjs [--reps=5] [--only=storage|actors|alarms|network|remote|memory]
 // Needs `npm install` (release addon, dist/, Miniflare) and Rust (the rusqlite anchor is
 // built here with cargo), and wrk (Debian) for the network suite. Suites live in bench/
 // (storage.mjs, actors.mjs, alarms.mjs, network.mjs) and
@@ -40,6 +40,7 @@ const { runActors } = await import("../bench/actors.mjs");
 const { runAlarms } = await import("../bench/alarms.mjs");
 const { runNetwork } = await import("../bench/network.mjs");
 const { runRemote } = await import("../bench/remote.mjs");
+const { runObjectMemory } = await import("../bench/object-memory.mjs");
 const { buildRusqliteAnchor, fsyncProbe, sqliteVersion } = await import("../bench/anchors/rusqlite.mjs");
 const { miniflareVersions } = await import("../bench/anchors/miniflare.mjs");
 const { fmtOps, tempRoot } = await import("../bench/util.mjs");
@@ -50,6 +51,7 @@ const SUITES = [
   { name: "Alarms", issue: 4, run: runAlarms },
   { name: "Network", issue: 5, run: runNetwork },
   { name: "Remote", issue: 7, run: runRemote },
+  { name: "Memory", issue: 9, run: runObjectMemory },
 ];
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 

@@ -77,7 +77,19 @@ impl Closer {
     }
 }
 
-/// Closes what is queued, then ends (the next close starts a new thread).
+/// Returns the memory freed by closed connections to the system. glibc's allocator keeps
+/// freed memory for reuse, and what thousands of connections freed, scattered among live
+/// allocations, stays in the process otherwise (RSS did not move when 2,000 closed).
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Closes what is queued, then ends (the next close starts a new thread), giving the
+/// memory the closed connections held back to the system.
 fn drain(shared: &Shared) {
     let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
     while let Some((path, what)) = state.queue.pop_front() {
@@ -93,6 +105,8 @@ fn drain(shared: &Shared) {
         shared.closed.notify_all();
     }
     state.running = false;
+    drop(state);
+    give_back_freed_memory();
 }
 
 #[cfg(test)]
