@@ -173,6 +173,38 @@ test("objects that stop using storage give up their files and stay loaded; their
   await registry.close();
 });
 
+test("pragmas an object set on its connection hold after its file was closed and reopened", async () => {
+  class Family extends DurableObject {
+    constructor(ctx, env) {
+      super(ctx, env);
+      ctx.storage.sql.exec("PRAGMA foreign_keys = ON");
+      ctx.storage.sql.exec("PRAGMA case_sensitive_like = ON");
+      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS parent(id INTEGER PRIMARY KEY)");
+      ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS child(parent INTEGER REFERENCES parent(id) ON DELETE CASCADE)");
+    }
+    seed() {
+      this.ctx.storage.sql.exec("INSERT INTO parent VALUES (1)");
+      this.ctx.storage.sql.exec("INSERT INTO child VALUES (1), (1)");
+    }
+    dropParent() {
+      this.ctx.storage.sql.exec("DELETE FROM parent WHERE id = 1");
+      return this.ctx.storage.sql.exec("SELECT count(*) AS n FROM child").one().n;
+    }
+    likes() {
+      return this.ctx.storage.sql.exec("SELECT 'abc' LIKE 'ABC' AS hit").one().hit;
+    }
+  }
+  const registry = new Registry({ dataDir: tempDir() });
+  const stub = registry.namespace(Family).getByName("f");
+  await stub.seed();
+  // The object goes idle: its file closes (the sweep's call, twice); it stays loaded.
+  native.storageCloseIdleFiles(0);
+  native.storageCloseIdleFiles(0);
+  assert.equal(await stub.likes(), 0, "case_sensitive_like still on");
+  assert.equal(await stub.dropParent(), 0, "foreign_keys still on: the children went with their parent");
+  await registry.close();
+});
+
 for (const durability of ["full", "relaxed"]) {
   test(`SIGKILL at random moments loses no acknowledged write and splits no turn (${durability})`, { timeout: 300_000 }, async () => {
     const dataDir = tempDir();

@@ -3,7 +3,7 @@
 //   per loaded object   2,000 objects, each with a table and a row, all loaded: RSS per
 //                       object with their files open, and once their files closed as the
 //                       registry's sweep closes those of objects that used no storage for
-//                       10-20 s (here forced at once: the sweep's call, twice)
+//                       10-40 s (here forced at once: the sweep's call, twice)
 //   after eviction      RSS after 10,000 objects were touched and all evicted, against the
 //                       RSS the process started with
 //   node --expose-gc bench/object-memory.mjs loaded|evicted <dataDir>   (one JSON line)
@@ -40,13 +40,13 @@ async function loaded(dataDir) {
   for (let i = 0; i < LOADED; i++) await ns.getByName(`o${i}`).add(i);
   await settle();
   const open = rss();
-  native.storageCloseIdleFiles(0);
-  native.storageCloseIdleFiles(0);
+  const openFiles = native.storageOpenFiles();
+  const closedFiles = native.storageCloseIdleFiles(0) + native.storageCloseIdleFiles(0);
   await settle();
   const closed = rss();
   const live = registry.liveObjects;
   await registry.close();
-  return { before, open, closed, live };
+  return { before, open, closed, live, openFiles, closedFiles };
 }
 
 async function evicted(dataDir) {
@@ -91,12 +91,12 @@ export async function runObjectMemory({ tmp, log = console.log }) {
   log(`  per loaded object: ${kib(perOpen)} with files open, ${kib(perClosed)} once closed (${l.live} live)`);
   log(`  after evicting ${EVICTED.toLocaleString("en-US")}: RSS ${mib(e.start)} -> ${mib(e.touched)} -> ${mib(e.after)} (${e.evicted} evicted, ${e.live} live)`);
   const text = [
-    `Memory of loaded objects: ${LOADED.toLocaleString("en-US")} objects, each with a table and a row (RSS after minus before, divided by the objects); their files close once they used no storage for 10-20 s (forced here at once):`,
+    `Memory of loaded objects: ${LOADED.toLocaleString("en-US")} objects, each with a table and a row (RSS after minus before, divided by the objects); their files close once they used no storage for 10-40 s (forced here at once):`,
     "",
     "| objects' files | RSS before | RSS after | per object |",
     "|---|---:|---:|---:|",
-    `| open | ${mib(l.before)} | ${mib(l.open)} | ${kib(perOpen)} |`,
-    `| closed (objects still loaded: ${l.live}) | ${mib(l.before)} | ${mib(l.closed)} | ${kib(perClosed)} |`,
+    `| open (${l.openFiles} files) | ${mib(l.before)} | ${mib(l.open)} | ${kib(perOpen)} |`,
+    `| closed (${l.closedFiles} files closed; objects still loaded: ${l.live}) | ${mib(l.before)} | ${mib(l.closed)} | ${kib(perClosed)} |`,
     "",
     `RSS after ${EVICTED.toLocaleString("en-US")} objects were touched and all evicted: ${mib(e.start)} at start, ${mib(e.touched)} with them loaded, ${mib(e.after)} after (${(growth * 100).toFixed(0)}% over the start).`,
   ].join("\n");

@@ -16,9 +16,10 @@ import { setArgumentStubTransfer } from "./rpc/copy.js";
 import { configureWebSockets } from "./websocket.js";
 
 /**
- * An object that used no storage for this long (at most twice it) gives up its open
- * database file while it stays in memory: a connection holds ~80 KiB, and reopening costs
- * a fraction of a millisecond.
+ * An object that used no storage for this long gives up its open database file while it
+ * stays in memory: a connection holds ~80 KiB, and reopening costs a fraction of a
+ * millisecond. Idle time is counted in epochs of at least this long, advanced by the sweep
+ * (every 10 s at most), so a file closes 10 to 40 s after its last use.
  */
 const FILE_IDLE_MS = 10_000;
 

@@ -79,6 +79,8 @@ struct Shared {
     sets_connection: AtomicBool,
     /// Refuse such statements (see `refuse_connection_settings`).
     refuse_settings: AtomicBool,
+    /// The connection's pragmas user SQL set, by name, as last set (`connection_settings`).
+    settings: Mutex<Vec<(String, String)>>,
 }
 
 impl AuthorizerState {
@@ -114,6 +116,13 @@ impl AuthorizerState {
     /// a file, which they share.
     pub fn refuse_connection_settings(&self) {
         self.shared.refuse_settings.store(true, Ordering::Relaxed);
+    }
+
+    /// The connection's pragmas user SQL set (`foreign_keys` = `ON`, ...), each as last set.
+    /// They live on the connection, not in the file: a connection closed to make room, or
+    /// because its object went idle, must be given them again when it reopens.
+    pub fn connection_settings(&self) -> Vec<(String, String)> {
+        self.shared.settings.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether a statement prepared since the last call set (or tried to set) a pragma of
@@ -329,9 +338,22 @@ fn is_authorized(
 
         ffi::SQLITE_PRAGMA => {
             let allowed = arg1.is_some_and(|pragma| is_allowed_pragma(pragma, arg2));
-            if allowed && arg2.is_some() && arg1.is_some_and(sets_a_boolean) {
-                state.shared.sets_connection.store(true, Ordering::Relaxed);
-                return !state.shared.refuse_settings.load(Ordering::Relaxed);
+            if let (true, Some(name), Some(value)) = (allowed, arg1, arg2) {
+                if sets_a_boolean(name) {
+                    state.shared.sets_connection.store(true, Ordering::Relaxed);
+                    if state.shared.refuse_settings.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    // SQLite applies such a pragma while preparing it (the statement itself
+                    // does nothing), so it counts from here, whatever becomes of the statement.
+                    // `defer_foreign_keys` lasts one transaction only: nothing to keep.
+                    if name != "defer_foreign_keys" {
+                        let mut settings = state.shared.settings.lock().unwrap_or_else(|p| p.into_inner());
+                        settings.retain(|(set, _)| set != name);
+                        settings.push((name.to_owned(), value.to_owned()));
+                    }
+                    return true;
+                }
             }
             allowed
         }

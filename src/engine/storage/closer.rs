@@ -77,6 +77,10 @@ impl Closer {
     }
 }
 
+/// Closes after which freeing memory is worth a trim (which holds the allocator's lock while
+/// it walks the free memory: not after every eviction of a steady trickle).
+pub const CLOSES_WORTH_A_TRIM: usize = 32;
+
 /// Returns the memory freed by closed connections to the system. glibc's allocator keeps
 /// freed memory for reuse, and what thousands of connections freed, scattered among live
 /// allocations, stays in the process otherwise (RSS did not move when 2,000 closed).
@@ -89,12 +93,14 @@ pub fn give_back_freed_memory() {
 }
 
 /// Closes what is queued, then ends (the next close starts a new thread), giving the
-/// memory the closed connections held back to the system.
+/// memory the closed connections held back to the system after many.
 fn drain(shared: &Shared) {
+    let mut closed = 0;
     let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
     while let Some((path, what)) = state.queue.pop_front() {
         drop(state);
         drop(what);
+        closed += 1;
         state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = state.pending.get_mut(&path) {
             *n -= 1;
@@ -106,7 +112,9 @@ fn drain(shared: &Shared) {
     }
     state.running = false;
     drop(state);
-    give_back_freed_memory();
+    if closed >= CLOSES_WORTH_A_TRIM {
+        give_back_freed_memory();
+    }
 }
 
 #[cfg(test)]

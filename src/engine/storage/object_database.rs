@@ -76,6 +76,9 @@ pub struct ObjectDatabase {
     durability: Durability,
     /// How long one call may run user SQL before it is interrupted (statement_timer.rs).
     sql_time_limit: Duration,
+    /// Pragmas user SQL set on connections closed since (see `connection_settings`),
+    /// given to the next one.
+    connection_settings: Vec<(String, String)>,
     /// SQLite rolled back the turn's transaction under us (see `limited`): its commit fails.
     lost_turn: bool,
     /// Cursors that were open when the file was closed to make room: reading on fails.
@@ -141,6 +144,7 @@ impl ObjectDatabase {
             path,
             durability,
             sql_time_limit,
+            connection_settings: Vec::new(),
             lost_turn: false,
             cut_cursors: HashSet::new(),
             sql_texts: Slab::new(),
@@ -219,6 +223,10 @@ impl ObjectDatabase {
             savepoints: 0,
         };
         db.kv = KvTable::open(&db.conn, &db.auth, false)?;
+        for (name, value) in &self.connection_settings {
+            // Checked by the authorizer when user SQL set them: an allowed name, a boolean.
+            db.internal(|conn| conn.execute_batch(&format!("PRAGMA {name} = {value}")))?;
+        }
         self.db = Some(db);
         self.known_missing = false;
         if !existed {
@@ -237,6 +245,11 @@ impl ObjectDatabase {
         if let Some(db) = &self.db {
             let _ = db.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             self.cut_cursors.extend(db.cursors.keys());
+            // Pragmas set on this connection: the next one gets them (with those it had).
+            for (name, value) in db.auth.connection_settings() {
+                self.connection_settings.retain(|(set, _)| *set != name);
+                self.connection_settings.push((name, value));
+            }
         }
         self.db = None;
     }

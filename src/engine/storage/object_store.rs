@@ -17,7 +17,7 @@ use slab::Slab;
 use std::sync::Arc;
 
 use super::alarm_index::{AlarmIndex, IndexedAlarm};
-use super::closer::{give_back_freed_memory, Closer};
+use super::closer::{give_back_freed_memory, Closer, CLOSES_WORTH_A_TRIM};
 use super::group_sync::{GroupSync, SyncSubject};
 use super::commit_watermark::SyncStart;
 use super::durability::{Durability, SyncTarget};
@@ -234,7 +234,7 @@ impl ObjectStore {
     }
 
     /// Closes the files of objects that used no storage for at least `idle` (and at most
-    /// twice that), as `make_room` would: an object in memory does not need its file open,
+    /// twice that after the last call), as `make_room` would: an object in memory does not need its file open,
     /// and an open connection holds ~80 KiB. Returns how many were closed. Time is counted
     /// in epochs of `idle`, advanced by these calls, so a storage call costs no clock read.
     pub fn close_idle_files(&mut self, idle: Duration) -> usize {
@@ -261,7 +261,7 @@ impl ObjectStore {
             }
             self.objects[slot].close_for_now();
         }
-        if !victims.is_empty() {
+        if victims.len() >= CLOSES_WORTH_A_TRIM {
             give_back_freed_memory();
         }
         victims.len()
