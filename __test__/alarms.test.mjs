@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DurableObject, Registry, runInDurableObject } from "../index.js";
-import { tempDir } from "./helpers/objects.mjs";
+import { runFixtureUnderFdLimit, tempDir } from "./helpers/objects.mjs";
 
 class WithAlarm extends DurableObject {
   async alarm() {}
@@ -339,12 +339,8 @@ test("registry.close() stops alarms; a pending alarm does not keep the process a
 test("more alarms due at once than the process may hold files open all fire, once each", { timeout: 120_000 }, async () => {
   // 1,000 objects under a limit of 256 descriptors (a budget of 48 open files): each run
   // holds its object's file until its turn commits, so they must take turns.
-  const { spawnSync } = await import("node:child_process");
-  const script = new URL("./fixtures/alarm-burst.mjs", import.meta.url).pathname;
-  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, script, tempDir(), "1000"], { encoding: "utf8", timeout: 100_000 });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  const report = JSON.parse(r.stdout.trim().split("\n").at(-1));
-  assert.deepEqual(report, { ran: 1000, histogram: { 1: 1000 }, errors: [] }, r.stderr);
+  const report = runFixtureUnderFdLimit("alarm-burst.mjs", [tempDir(), "1000"]);
+  assert.deepEqual(report, { ran: 1000, histogram: { 1: 1000 }, errors: [] });
 });
 
 // ---- across restarts -----------------------------------------------------------------

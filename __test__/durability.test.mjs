@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { DurableObject, Registry, runInDurableObject } from "../index.js";
-import { inObject, Plain, tempDir } from "./helpers/objects.mjs";
+import { inObject, Plain, runFixtureUnderFdLimit, tempDir } from "./helpers/objects.mjs";
 import { native } from "../dist/native.js";
 
 const fixture = (name) => path.join(import.meta.dirname, "fixtures", name);
@@ -76,13 +76,7 @@ test("at full durability a busy object's WAL stays small: it is checkpointed and
 });
 
 /** Runs fixtures/cursor-across-io.mjs in `mode` under `ulimit -n 256` (48 open databases at most). */
-function cursorFixture(mode) {
-  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, fixture("cursor-across-io.mjs"), tempDir(), mode], {
-    encoding: "utf8",
-  });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1));
-}
+const cursorFixture = (mode) => runFixtureUnderFdLimit("cursor-across-io.mjs", [tempDir(), mode]);
 
 test("a cursor read across other I/O keeps its rows while other objects' files take the descriptor budget", { timeout: 120_000 }, () => {
   // The reader's file was closed to make room while its cursor was open, and the cursor
@@ -107,12 +101,7 @@ test("a cursor whose file had to be closed fails with an error that says why, ne
 
 test("touching 5,000 objects works under a file-descriptor limit of 256", { timeout: 300_000 }, () => {
   const dataDir = tempDir();
-  const script = fixture("many-objects.mjs");
-  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, script, dataDir, "5000"], {
-    encoding: "utf8",
-  });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  const report = JSON.parse(r.stdout.trim().split("\n").at(-1));
+  const report = runFixtureUnderFdLimit("many-objects.mjs", [dataDir, "5000"]);
   assert.equal(report.objects, 5000);
   assert.equal(report.readBack, 5000);
   assert.ok(report.openFiles <= report.fdLimit, JSON.stringify(report));
@@ -123,12 +112,8 @@ test("a burst of writes to more objects than the process may hold files open: ev
   // 400 objects write at once under 256 descriptors (a budget of 48 open files), each
   // fsync held up 20 ms: a file whose commit waits for its fsync is closed to make room,
   // and the fsync still covers the commit.
-  const r = spawnSync("sh", ["-c", `ulimit -n 256 && exec "$0" "$@"`, process.execPath, fixture("burst-writes.mjs"), tempDir(), "400"], {
-    encoding: "utf8",
-    env: { ...process.env, OPEN_DO_TEST_FSYNC_DELAY_MS: "20" },
-  });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1)), { acknowledged: 400, readBack: 400, failures: [] });
+  const report = runFixtureUnderFdLimit("burst-writes.mjs", [tempDir(), "400"], { OPEN_DO_TEST_FSYNC_DELAY_MS: "20" });
+  assert.deepEqual(report, { acknowledged: 400, readBack: 400, failures: [] });
 });
 
 test("objects that stop using storage give up their files and stay loaded; their next call reopens them", async () => {

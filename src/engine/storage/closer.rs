@@ -6,9 +6,10 @@
 //! object (100 evictions took 58 ms). Here a thread of its own closes them, started when
 //! there is something to close and gone when there is not.
 //!
-//! A file being closed still holds SQLite's exclusive lock, so whoever opens it again —
+//! A file being closed still holds its lock (file_lock.rs), so whoever opens it again —
 //! this process re-touching the object, or another process once the registry released its
-//! folder — first waits for that close (`wait_for`, `wait_all`).
+//! folder — first waits for that close (`wait_for`, `wait_all`). Closing our descriptor
+//! after a new connection had opened the file would also drop the new connection's lock.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
